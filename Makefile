@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine: `make reproduce` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORES ?= 2
+CONFIG ?= config.yaml
+# Nothing ever comes from a model or dataset hub.
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: reproduce test lint dag clean venv
+
+venv: $(VENV)/.installed
+
+# pip.conf here names local mirrors that may be absent; their warnings are filtered.
+# torch and torchvision first, pinned, so pip takes them from the local wheel mirror.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1 2> >(grep -v "^WARNING: Location" >&2)
+	$(PY) -m pip install -q -e ".[test]" 2> >(grep -v "^WARNING: Location" >&2)
+	$(PY) -c "import torch, transformers, peft, lmms_eval, snakemake, decord"
+	touch $@
+
+reproduce: venv
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
+	@echo "Tables: $$(sed -n 's/^results: *//p' $(CONFIG))/tables/ (main.md, label_accuracy.md, main.png)"
+
+test: venv
+	$(PY) -m pytest -q tests
+
+lint: venv
+	$(VENV)/bin/snakemake --lint --configfile $(CONFIG)
+
+dag: venv
+	$(VENV)/bin/snakemake --rulegraph --configfile $(CONFIG) | dot -Tpng > dag.png
+
+clean:
+	rm -rf results .snakemake

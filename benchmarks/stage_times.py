@@ -1,0 +1,55 @@
+"""Per-stage wall time and peak memory of a workflow run, from Snakemake's benchmark files.
+
+    python benchmarks/stage_times.py --run --configfile config.yaml --results results/bench
+runs the whole DAG into a fresh results folder and prints one row per stage; without
+--run it only reads the benchmark files an earlier run left in <results>/benchmarks/."""
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+
+def collect(results: Path) -> pd.DataFrame:
+    rows = []
+    for f in sorted((results / "benchmarks").glob("*.tsv")):
+        b = pd.read_csv(f, sep="\t")
+        rows.append({"stage": f.name.split(".")[0], "job": f.stem, "seconds": float(b["s"].iloc[0]),
+                     "max_rss_mb": float(b["max_rss"].iloc[0]) if b["max_rss"].iloc[0] != "-" else 0.0})
+    if not rows:
+        sys.exit(f"no benchmark files under {results}/benchmarks: run the workflow first (or pass --run)")
+    df = pd.DataFrame(rows)
+    return (df.groupby("stage", sort=False)
+              .agg(jobs=("job", "count"), seconds=("seconds", "sum"), max_rss_mb=("max_rss_mb", "max"))
+              .reset_index())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--configfile", default="config.yaml")
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--run", action="store_true", help="run the workflow first (into --results)")
+    ap.add_argument("--cores", default="2")
+    a = ap.parse_args()
+    results = Path(a.results)
+    wall = None
+    if a.run:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+        t0 = time.time()
+        subprocess.run([sys.executable, "-m", "snakemake", "--cores", a.cores, "--configfile", a.configfile,
+                        "--config", f"results={results}"], check=True, env=env)
+        wall = time.time() - t0
+    df = collect(results)
+    print(f"| stage | jobs | wall s (sum over jobs) | peak RSS MB |\n|---|---|---|---|")
+    for _, r in df.iterrows():
+        print(f"| {r.stage} | {r.jobs} | {r.seconds:.0f} | {r.max_rss_mb:.0f} |")
+    print(f"| **sum** | {df.jobs.sum()} | {df.seconds.sum():.0f} | {df.max_rss_mb.max():.0f} |")
+    if wall is not None:
+        print(f"\nend-to-end wall time of the snakemake run: {wall:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

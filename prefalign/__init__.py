@@ -1,0 +1,1 @@
+"""prefalign: self-supervised visual preference alignment, four papers side by side."""

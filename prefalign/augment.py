@@ -1,0 +1,143 @@
+"""Image corruptions T(I): SeVa's diffusion noise and its other augmentations.
+
+Diffusion noise follows METHODS.md: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, with
+SeVa's sigmoid beta schedule (1000 steps, betas = sigmoid(linspace(-6, 6)) * (5e-3 - 1e-5)
++ 1e-5). `space="tensor"` adds it to the processor's normalised pixel tensor (SeVa, the
+default); `space="pixel"` adds it to the [0, 1] image before preprocessing (POVID).
+
+Every corrupted view is a pure function of (seed, item id, spec), so a view can be
+regenerated anywhere instead of stored.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+NUM_TRAIN_TIMESTEPS = 1000
+BETA_START, BETA_END = 1e-5, 5e-3
+
+
+def sigmoid_betas(n: int = NUM_TRAIN_TIMESTEPS, start: float = BETA_START, end: float = BETA_END):
+    return torch.sigmoid(torch.linspace(-6, 6, n, dtype=torch.float64)) * (end - start) + start
+
+
+def alphas_cumprod() -> torch.Tensor:
+    return torch.cumprod(1.0 - sigmoid_betas(), dim=0)
+
+
+def noise_coefficients(step: int) -> tuple[float, float]:
+    """(sqrt(abar_t), sqrt(1 - abar_t)) at diffusion step t (0-based, as diffusers indexes)."""
+    if not 0 <= step < NUM_TRAIN_TIMESTEPS:
+        raise ValueError(f"noise step must be in [0, {NUM_TRAIN_TIMESTEPS}), got {step}")
+    abar = alphas_cumprod()[step].item()
+    return abar ** 0.5, (1 - abar) ** 0.5
+
+
+def item_seed(seed: int, item_id: str, tag: str) -> int:
+    """A 63-bit seed derived from (seed, item id, augmentation) by hashing, stable across runs."""
+    h = hashlib.sha256(f"{seed}|{item_id}|{tag}".encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+def add_diffusion_noise(x: torch.Tensor, step: int, seed: int) -> torch.Tensor:
+    """One-shot forward diffusion of x to step t with noise drawn from `seed` (on CPU)."""
+    a, s = noise_coefficients(step)
+    g = torch.Generator().manual_seed(seed)
+    eps = torch.randn(x.shape, generator=g, dtype=torch.float32)
+    return (a * x.float().cpu() + s * eps).to(x.dtype).to(x.device)
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """One augmentation T, as configured under `augmentations.<name>`."""
+    name: str
+    kind: str  # diffusion | random_flip | random_resized_crop | autoaugment | moco | none
+    step: int | None = None
+    space: str = "tensor"  # tensor (SeVa) | pixel (POVID); diffusion only
+    params: dict = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def from_config(cls, name: str, cfg: dict) -> "AugmentSpec":
+        cfg = dict(cfg)
+        kind = cfg.pop("kind")
+        return cls(name=name, kind=kind, step=cfg.pop("step", None),
+                   space=cfg.pop("space", "tensor"), params=cfg)
+
+    @property
+    def acts_on_tensor(self) -> bool:
+        return self.kind == "diffusion" and self.space == "tensor"
+
+
+def _torchvision_transform(spec: AugmentSpec, size: tuple[int, int]):
+    from torchvision import transforms as T
+
+    p = spec.params
+    if spec.kind == "random_flip":
+        return T.RandomHorizontalFlip(p=1.0 if p.get("always", True) else 0.5)
+    if spec.kind == "random_resized_crop":
+        return T.RandomResizedCrop(size, scale=tuple(p.get("scale", (0.5, 1.0))))
+    if spec.kind == "autoaugment":
+        return T.AutoAugment(T.AutoAugmentPolicy.IMAGENET)
+    if spec.kind == "moco":  # MoCo v2's augmentation, as SeVa's Table 1 lists it
+        return T.Compose([
+            T.RandomResizedCrop(size, scale=(0.2, 1.0)),
+            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            T.RandomGrayscale(p=0.2),
+            T.RandomHorizontalFlip()])
+    raise ValueError(f"augmentation '{spec.name}': unknown kind '{spec.kind}'")
+
+
+def augment_image(img: Image.Image, spec: AugmentSpec, seed: int) -> Image.Image:
+    """Apply a pixel-space augmentation; identity for tensor-space noise and 'none'."""
+    if spec.kind == "none" or spec.acts_on_tensor:
+        return img
+    if spec.kind == "diffusion":  # POVID: noise in [0, 1] pixel space before preprocessing
+        x = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0)
+        x = add_diffusion_noise(x, spec.step, seed).clamp(0, 1)
+        return Image.fromarray((x.numpy() * 255.0).round().astype(np.uint8))
+    torch_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        return _torchvision_transform(spec, img.size[::-1])(img.convert("RGB"))
+    finally:
+        torch.random.set_rng_state(torch_state)
+
+
+def augment_pixel_values(pixel_values: torch.Tensor, spec: AugmentSpec, seeds: list[int]) -> torch.Tensor:
+    """Apply tensor-space noise row by row, each row with its own seed."""
+    if not spec.acts_on_tensor:
+        return pixel_values
+    return torch.stack([add_diffusion_noise(pv, spec.step, s) for pv, s in zip(pixel_values, seeds)])
+
+
+class View:
+    """A way of showing an item's image to the model: clean, or corrupted by one spec.
+
+    `images(...)` gives the PIL images to feed the processor and `pixel_transform(...)`
+    the function to apply to the processor's tensor, so generation and scoring share it."""
+
+    def __init__(self, spec: AugmentSpec | None, seed: int):
+        self.spec, self.seed = spec, seed
+        self.name = "clean" if spec is None else spec.name
+
+    def seeds(self, item_ids):
+        return [item_seed(self.seed, i, self.name) for i in item_ids]
+
+    def images(self, images, item_ids):
+        if self.spec is None:
+            return list(images)
+        return [augment_image(im, self.spec, s) for im, s in zip(images, self.seeds(item_ids))]
+
+    def pixel_transform(self, item_ids):
+        if self.spec is None or not self.spec.acts_on_tensor:
+            return None
+        seeds = self.seeds(item_ids)
+        return lambda pv: augment_pixel_values(pv, self.spec, seeds)
+
+
+def tensor_digest(x: torch.Tensor) -> str:
+    return hashlib.sha256(x.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()[:16]

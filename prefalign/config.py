@@ -1,0 +1,54 @@
+"""Config validation: the JSON schema, plus the cross-references a schema cannot express."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+SCHEMA = Path(__file__).parent / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def validate_config(cfg: dict) -> dict:
+    """Raise ConfigError naming the offending key's path; fill in schema defaults."""
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.path))
+    if errors:
+        e = errors[0]
+        key = ".".join(str(p) for p in e.absolute_path) or "<top level>"
+        raise ConfigError(f"config key '{key}': {e.message}")
+    cfg.setdefault("device", "cpu")
+    cfg.setdefault("dtype", "float32")
+
+    def ref(kind, name, where, pool):
+        if name not in cfg[pool]:
+            raise ConfigError(f"config key '{where}': unknown {kind} '{name}' (defined: {sorted(cfg[pool])})")
+
+    for name, p in cfg["preference_sets"].items():
+        ref("prompt set", p["prompts"], f"preference_sets.{name}.prompts", "prompt_sets")
+        ref("generation", p["generation"], f"preference_sets.{name}.generation", "generation")
+        if "augmentation" in p:
+            ref("augmentation", p["augmentation"], f"preference_sets.{name}.augmentation", "augmentations")
+        elif p["method"] == "seva":
+            raise ConfigError(f"config key 'preference_sets.{name}.augmentation': seva needs an augmentation")
+    for name, r in cfg["runs"].items():
+        ref("preference set", r["preferences"], f"runs.{name}.preferences", "preference_sets")
+        ref("objective", r["objective"], f"runs.{name}.objective", "objectives")
+        ref("training setting", r["training"], f"runs.{name}.training", "training")
+    if "base" in cfg["runs"]:
+        raise ConfigError("config key 'runs.base': the name 'base' is reserved for the base model")
+    bm = cfg["base_model"]
+    if bm["kind"] == "pretrained" and not bm.get("path"):
+        raise ConfigError("config key 'base_model.path': required when base_model.kind is 'pretrained'")
+    if bm["kind"] == "tiny_llava" and not ("tiny" in bm and "sft" in bm):
+        raise ConfigError("config key 'base_model.tiny': tiny_llava needs 'tiny' and 'sft' sections")
+    return cfg
+
+
+def load_config(path) -> dict:
+    return validate_config(yaml.safe_load(Path(path).read_text()))

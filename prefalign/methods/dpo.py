@@ -1,0 +1,22 @@
+"""Plain DPO (Rafailov et al. 2023), the baseline objective and SeVa's loss.
+
+    L = -log sigmoid(beta * (r(y_w) - r(y_l))),  r(y) = logp_theta(y) - logp_ref(y)
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float):
+    """Per-pair DPO loss from summed response log-probs; also returns the reward margin."""
+    margin = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
+    return -F.logsigmoid(beta * margin), margin
+
+
+def dpo_objective(logps: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
+    """Objective interface: `logps` holds summed log-probs of chosen/rejected under both models."""
+    losses, margin = dpo_loss(logps["policy_chosen"], logps["policy_rejected"],
+                              logps["ref_chosen"], logps["ref_rejected"], cfg["beta"])
+    return losses.mean(), {"reward_margin": margin.mean().item(),
+                           "pair_accuracy": (margin > 0).float().mean().item()}

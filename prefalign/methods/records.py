@@ -1,0 +1,38 @@
+"""The one preference-record format every method writes and every objective reads.
+
+    {"id", "image", "question",
+     "groups": [[response, ...], ...],   # ranked, best group first; no order inside a group
+     "extras": {...}}                     # method-specific (scores, weights, provenance)
+    response = {"text", "n_tokens", "source", ...per-response extras}
+
+A SeVa pair is two groups of one; SMPRO has three groups of three; ConSR ranks fifteen.
+"""
+from __future__ import annotations
+
+from ..io import RecordError, require
+
+
+def make_record(prompt: dict, groups: list[list[dict]], **extras) -> dict:
+    return {"id": prompt["id"], "image": prompt["image"], "question": prompt["question"],
+            "groups": groups, "extras": extras}
+
+
+def validate_record(rec: dict, path, line) -> dict:
+    for f in ("id", "image", "question"):
+        require(rec, f, str, path, line)
+    groups = require(rec, "groups", list, path, line)
+    if len(groups) < 2:
+        raise RecordError(path, line, "groups", f"need at least 2 ranked groups, got {len(groups)}")
+    for g, group in enumerate(groups):
+        if not isinstance(group, list) or not group:
+            raise RecordError(path, line, f"groups[{g}]", "expected a non-empty list of responses")
+        for k, resp in enumerate(group):
+            if not isinstance(resp, dict):
+                raise RecordError(path, line, f"groups[{g}][{k}]", "expected an object")
+            require(resp, "text", str, path, line)
+    return rec
+
+
+def chosen_rejected(rec: dict) -> tuple[dict, dict]:
+    """The pair a pairwise objective trains on: best of the top group vs the bottom group."""
+    return rec["groups"][0][0], rec["groups"][-1][0]

@@ -1,0 +1,135 @@
+"""Model-agnostic VLM plumbing: loading, prompts, batched generation, response log-probs.
+
+Everything here goes through `AutoModelForImageTextToText` / `AutoProcessor` and the
+processor's chat template, so the same code serves the miniature's tiny LLaVA and the
+papers' 7B models.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from PIL import Image
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def load_model(path: str, adapter: str | None = None, dtype: str = "float32", device: str = "cpu"):
+    """Load (model, processor); with `adapter`, the LoRA adapter is attached (not merged)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype(dtype)).to(device)
+    processor = AutoProcessor.from_pretrained(path)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    model.eval()
+    return model, processor
+
+
+def chat_prompt(processor, question: str) -> str:
+    """The user turn with one image, rendered by the model's own chat template."""
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    return processor.apply_chat_template(messages, add_generation_prompt=True)
+
+
+def encode_prompts(processor, images: Sequence[Image.Image], questions: Sequence[str],
+                   padding_side: str = "left") -> dict:
+    """Tokenise chat prompts with their images (image tokens expanded by the processor)."""
+    tok = processor.tokenizer
+    old = tok.padding_side
+    tok.padding_side = padding_side
+    try:
+        return dict(processor(images=list(images), text=[chat_prompt(processor, q) for q in questions],
+                              padding=True, return_tensors="pt"))
+    finally:
+        tok.padding_side = old
+
+
+def response_token_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of a response as the model emits it after the prompt, ending with EOS.
+
+    Tokenised on its own (as TRL does) so prompt and response never merge into one token."""
+    ids = tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"]
+    return ids + [tokenizer.eos_token_id]
+
+
+PixelTransform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def build_scoring_batch(processor, images, questions, responses, pixel_transform=None) -> dict:
+    """Prompt + response sequences, right-padded, with a mask over response tokens only.
+
+    `response_mask[b, t]` is 1 where token t belongs to the response (EOS included): the
+    image, system and question tokens never contribute to a log-prob."""
+    enc = encode_prompts(processor, images, questions, padding_side="left")
+    prompt_ids, prompt_mask = enc.pop("input_ids"), enc.pop("attention_mask")
+    rows, masks = [], []
+    pad = processor.tokenizer.pad_token_id
+    for b, text in enumerate(responses):
+        p = prompt_ids[b][prompt_mask[b].bool()].tolist()
+        r = response_token_ids(processor.tokenizer, text)
+        rows.append(p + r)
+        masks.append([0] * len(p) + [1] * len(r))
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    response_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, (r, m) in enumerate(zip(rows, masks)):
+        input_ids[b, :len(r)] = torch.tensor(r)
+        attention[b, :len(r)] = 1
+        response_mask[b, :len(r)] = torch.tensor(m)
+    if pixel_transform is not None:
+        enc["pixel_values"] = pixel_transform(enc["pixel_values"])
+    return {"input_ids": input_ids, "attention_mask": attention, "response_mask": response_mask, **enc}
+
+
+def token_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log pi(y_t | y_<t, x) of the response tokens, and their mask.
+
+    Returns (logps [B, T-1], mask [B, T-1]); positions outside the response are 0."""
+    inputs = {k: v for k, v in batch.items() if k != "response_mask"}
+    logits = model(**inputs).logits[:, :-1].float()
+    targets = batch["input_ids"][:, 1:]
+    mask = batch["response_mask"][:, 1:].to(logits.dtype)
+    logps = torch.gather(logits.log_softmax(-1), 2, targets.unsqueeze(-1)).squeeze(-1)
+    return logps * mask, mask
+
+
+def sequence_logps(model, batch: dict) -> torch.Tensor:
+    """logp(y) = sum over response tokens of log pi(y_t | y_<t, x)."""
+    logps, _ = token_logps(model, batch)
+    return logps.sum(-1)
+
+
+@torch.no_grad()
+def generate(model, processor, images, questions, *, max_new_tokens: int, do_sample: bool = False,
+             temperature: float = 1.0, top_p: float = 1.0, num_return_sequences: int = 1,
+             pixel_transform: PixelTransform | None = None, seed: int | None = None):
+    """Batched generation; returns per prompt a list of (text, n_tokens)."""
+    enc = encode_prompts(processor, images, questions, padding_side="left")
+    if pixel_transform is not None:
+        enc["pixel_values"] = pixel_transform(enc["pixel_values"])
+    device = next(model.parameters()).device
+    enc = {k: v.to(device) for k, v in enc.items()}
+    if seed is not None:
+        torch.manual_seed(seed)
+    kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
+                  num_return_sequences=num_return_sequences,
+                  pad_token_id=processor.tokenizer.pad_token_id,
+                  eos_token_id=processor.tokenizer.eos_token_id)
+    if do_sample:
+        kwargs.update(temperature=temperature, top_p=top_p)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    out = model.generate(**enc, **kwargs)[:, enc["input_ids"].shape[1]:]
+    eos = processor.tokenizer.eos_token_id
+    results = []
+    for row in out.tolist():
+        n = row.index(eos) + 1 if eos in row else len([t for t in row if t != processor.tokenizer.pad_token_id])
+        results.append((processor.tokenizer.decode(row[:n], skip_special_tokens=True).strip(), n))
+    k = num_return_sequences
+    return [results[i * k:(i + 1) * k] for i in range(len(questions))]

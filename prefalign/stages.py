@@ -1,0 +1,306 @@
+"""One function per workflow stage; `scripts/*.py` call these with Snakemake's paths."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import world as W
+from .augment import AugmentSpec, View, tensor_digest
+from .data import load_conversations, open_image
+from .io import RecordError, atomic_path, read_json, read_jsonl, require, write_json, write_jsonl
+
+log = logging.getLogger("prefalign")
+
+
+def write_csv(path, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def save_figure(fig, path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+
+
+# ---------------------------------------------------------------- make_world
+
+def make_world(out_dir, wcfg: dict) -> None:
+    spec = W.WorldSpec(image_size=wcfg["image_size"], grid=wcfg["grid"])
+    counts = W.build_world(out_dir, wcfg["seed"], spec, wcfg["n_sft_images"],
+                           wcfg["n_pool_images"], wcfg["n_eval"])
+    log.info("world written to %s: %s", out_dir, counts)
+
+
+# ---------------------------------------------------------------- train_base_model
+
+def world_corpus(world_dir) -> list[str]:
+    """All text the tiny tokenizer must know: SFT, prompt pool, templates, every sign text."""
+    texts = ["USER: ASSISTANT:"] + [str(n) for n in range(10, 100)]
+    for c in load_conversations(Path(world_dir) / "sft.json", require_answers=True):
+        for t in c.turns:
+            texts += [t.question, t.answer]
+    for c in load_conversations(Path(world_dir) / "pool.json", require_answers=False):
+        texts += [t.question for t in c.turns]
+    return texts
+
+
+def competence(model, processor, world_dir, noise_steps, seed: int, batch_size: int = 64) -> list[dict]:
+    """Accuracy per question family of the evaluation sets, clean and at each noise step."""
+    import io
+
+    import pandas as pd
+    from PIL import Image
+
+    from .model import generate
+
+    rows = []
+    for task in ("pope", "vqa", "describe"):
+        df = pd.read_parquet(Path(world_dir) / "eval" / f"{task}.parquet")
+        images = [Image.open(io.BytesIO(b)).convert("RGB") for b in df.image]
+        scenes = [json.loads(s) for s in df.scene]
+        for step in [None, *noise_steps]:
+            view = View(None if step is None else AugmentSpec(f"noise{step}", "diffusion", step), seed)
+            preds = []
+            for s in range(0, len(df), batch_size):
+                ids = list(df.id[s:s + batch_size])
+                out = generate(model, processor, view.images(images[s:s + batch_size], ids),
+                               list(df.question[s:s + batch_size]),
+                               max_new_tokens=80 if task == "describe" else 8,
+                               pixel_transform=view.pixel_transform(ids))
+                preds += [o[0][0] for o in out]
+            scores = [W.correctness(f, p, a, sc) for f, p, a, sc in zip(df.family, preds, df.answer, scenes)]
+            for fam in sorted(set(df.family)):
+                sel = [sc for sc, f in zip(scores, df.family) if f == fam]
+                rows.append({"family": fam, "view": view.name, "n": len(sel),
+                             "accuracy": round(float(np.mean(sel)), 4)})
+    return rows
+
+
+def train_base_model(world_dir, model_dir, log_csv, competence_csv, bcfg: dict, image_size: int) -> None:
+    from .sft import encode_sft, train_sft
+    from .tiny_vlm import build_tiny_llava
+
+    tiny, scfg = bcfg["tiny"], bcfg["sft"]
+    model, processor = build_tiny_llava(world_corpus(world_dir), image_size, tiny["patch_size"],
+                                        tiny["vision"], tiny["text"], scfg["seed"])
+    sft_path = Path(world_dir) / "sft.json"
+    convs = load_conversations(sft_path, require_answers=True)
+    examples, pixel_values = encode_sft(processor, convs, lambda c: open_image(world_dir, c.image, sft_path, c.id))
+    rows = train_sft(model, processor, examples, pixel_values, steps=scfg["steps"],
+                     batch_size=scfg["batch_size"], lr=scfg["lr"], weight_decay=scfg["weight_decay"],
+                     warmup_frac=scfg["warmup_frac"], clip=scfg["clip"], seed=scfg["seed"])
+    write_csv(log_csv, rows)
+    with atomic_path(model_dir) as tmp:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+    write_csv(competence_csv, competence(model, processor, world_dir, bcfg["competence_noise_steps"], scfg["seed"]))
+
+
+# ---------------------------------------------------------------- sample_prompts
+
+def resolve(template: str, world_dir) -> str:
+    return template.replace("{world}", str(world_dir))
+
+
+def sample_prompts(out_path, pcfg: dict, seed: int, world_dir) -> None:
+    """Draw `n` prompts (image + question, never an answer) from the configured source."""
+    src = resolve(pcfg["source"]["path"], world_dir)
+    root = resolve(pcfg["source"]["image_root"], world_dir)
+    convs = load_conversations(src, require_answers=False)
+    prompts = [{"id": c.id if len(c.turns) == 1 else f"{c.id}#{k}", "image": str(Path(root) / c.image),
+                "question": t.question}
+               for c in convs for k, t in enumerate(c.turns)]
+    if pcfg["n"] > len(prompts):
+        raise ValueError(f"{src}: asked for {pcfg['n']} prompts, the source has {len(prompts)}")
+    pick = sorted(np.random.default_rng(seed).choice(len(prompts), pcfg["n"], replace=False).tolist())
+    chosen = [prompts[i] for i in pick]
+    for p in chosen:  # a missing or unreadable image stops here, naming the record
+        open_image("", p["image"], src, p["id"])
+    write_jsonl(out_path, chosen)
+
+
+def read_prompts(path) -> list[dict]:
+    recs = read_jsonl(path)
+    for i, r in enumerate(recs, 1):
+        for f in ("id", "image", "question"):
+            require(r, f, str, path, f"line {i}")
+    return recs
+
+
+# ---------------------------------------------------------------- augment
+
+def view_pixel_values(processor, view: View, prompts, images) -> torch.Tensor:
+    ids = [p["id"] for p in prompts]
+    pv = processor.image_processor(view.images(images, ids), return_tensors="pt")["pixel_values"]
+    t = view.pixel_transform(ids)
+    return pv if t is None else t(pv)
+
+
+def contact_sheet(processor, clean: torch.Tensor, augmented: torch.Tensor, title: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ip = processor.image_processor
+    mean, std = torch.tensor(ip.image_mean)[:, None, None], torch.tensor(ip.image_std)[:, None, None]
+    n = len(clean)
+    fig, axes = plt.subplots(2, n, figsize=(1.4 * n, 3.0), squeeze=False)
+    for row, (tensors, label) in enumerate(((clean, "clean"), (augmented, title))):
+        for k in range(n):
+            img = (tensors[k] * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+            axes[row][k].imshow(img, interpolation="nearest")
+            axes[row][k].set_xticks([]), axes[row][k].set_yticks([])
+        axes[row][0].set_ylabel(label)
+    return fig
+
+
+def augment(prompts_path, model_dir, manifest_path, sheet_path, aug_name: str, acfg: dict, seed: int,
+            n_sheet: int = 8) -> None:
+    """Write the per-item manifest of T(I) (seed and digest of the view) and a contact sheet.
+
+    Views are regenerated from (seed, item id, spec) downstream and checked against the
+    digest, so the noisy tensors themselves never need storing (16k items at 336 px would
+    be tens of GB)."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(model_dir)
+    spec = AugmentSpec.from_config(aug_name, acfg)
+    view = View(spec, seed)
+    prompts = read_prompts(prompts_path)
+    rows, sheet = [], None
+    for s in tqdm(range(0, len(prompts), 256), desc=f"augment {aug_name}"):
+        part = prompts[s:s + 256]
+        images = [open_image("", p["image"], prompts_path, p["id"]) for p in part]
+        pv = view_pixel_values(processor, view, part, images)
+        if sheet is None:
+            clean = view_pixel_values(processor, View(None, seed), part[:n_sheet], images[:n_sheet])
+            sheet = contact_sheet(processor, clean, pv[:n_sheet], aug_name)
+        for p, x, item_seed in zip(part, pv, view.seeds([p["id"] for p in part])):
+            rows.append({"id": p["id"], "augmentation": aug_name, "seed": item_seed,
+                         "digest": tensor_digest(x)})
+    write_jsonl(manifest_path, rows)
+    save_figure(sheet, sheet_path)
+
+
+# ---------------------------------------------------------------- sample_responses
+
+def sample_responses(prompts_path, model_dir, manifest_path, out_path, view_name: str, aug_cfg,
+                     gen_name: str, gcfg: dict, seed: int, device: str, dtype: str) -> None:
+    from .model import generate, load_model
+
+    model, processor = load_model(model_dir, dtype=dtype, device=device)
+    view = View(None if view_name == "clean" else AugmentSpec.from_config(view_name, aug_cfg), seed)
+    prompts = read_prompts(prompts_path)
+    expected = {}
+    if manifest_path:
+        expected = {r["id"]: r["digest"] for r in read_jsonl(manifest_path)}
+    out, bs = [], gcfg["batch_size"]
+    for s in tqdm(range(0, len(prompts), bs), desc=f"sample {view_name}/{gen_name}"):
+        part = prompts[s:s + bs]
+        ids = [p["id"] for p in part]
+        images = [open_image("", p["image"], prompts_path, p["id"]) for p in part]
+        if expected:  # the regenerated view must be the one the augment stage recorded
+            for p, x in zip(part, view_pixel_values(processor, view, part, images)):
+                if expected.get(p["id"]) != tensor_digest(x):
+                    raise RecordError(manifest_path, p["id"], "digest",
+                                      "regenerated view differs from the recorded one")
+        gens = generate(model, processor, view.images(images, ids), [p["question"] for p in part],
+                        max_new_tokens=gcfg["max_new_tokens"], do_sample=gcfg["do_sample"],
+                        temperature=gcfg.get("temperature", 1.0), top_p=gcfg.get("top_p", 1.0),
+                        num_return_sequences=gcfg.get("num_return_sequences", 1),
+                        pixel_transform=view.pixel_transform(ids), seed=seed * 1_000_003 + s)
+        for p, g in zip(part, gens):
+            out.append({**p, "view": view_name, "generation": gen_name,
+                        "responses": [{"text": t, "n_tokens": n} for t, n in g]})
+    write_jsonl(out_path, out)
+
+
+# ---------------------------------------------------------------- build_preferences
+
+def build_preferences(prompts_path, response_paths: dict, out_path, stats_path, pref_cfg: dict) -> None:
+    from .methods import method
+    from .methods.records import validate_record
+
+    prompts = read_prompts(prompts_path)
+    responses = {}
+    for key, path in response_paths.items():
+        recs = read_jsonl(path)
+        for i, r in enumerate(recs, 1):
+            require(r, "id", str, path, f"line {i}")
+            resp = require(r, "responses", list, path, f"line {i}")
+            if not resp:
+                raise RecordError(path, f"line {i}", "responses", "empty")
+        responses[key] = {r["id"]: r for r in recs}
+        missing = [p["id"] for p in prompts if p["id"] not in responses[key]]
+        if missing:
+            raise RecordError(path, missing[0], "id", f"no responses for {len(missing)} prompt(s)")
+    records, stats = method(pref_cfg["method"]).build(prompts, responses, pref_cfg)
+    for i, r in enumerate(records):
+        validate_record(r, out_path, i)
+    write_jsonl(out_path, records)
+    write_json(stats_path, stats)
+    log.info("preferences %s: %s", out_path, stats)
+
+
+# ---------------------------------------------------------------- train
+
+def train(pref_path, model_dir, adapter_dir, log_csv, curves_png, run_cfg: dict, obj_cfg: dict,
+          tcfg: dict, seed: int, device: str, dtype: str) -> None:
+    from .methods import objective
+    from .methods.records import validate_record
+    from .model import load_model
+    from .training import add_lora, train_preferences
+
+    records = [validate_record(r, pref_path, f"line {i}") for i, r in enumerate(read_jsonl(pref_path), 1)]
+    model, processor = load_model(model_dir, dtype=dtype, device=device)
+    model = add_lora(model, tcfg["lora"])
+    rows = train_preferences(model, processor, records,
+                             lambda r: open_image("", r["image"], pref_path, r["id"]),
+                             objective(obj_cfg["loss"]), obj_cfg, tcfg, seed, device)
+    with atomic_path(adapter_dir) as tmp:
+        model.save_pretrained(tmp)
+    write_csv(log_csv, rows)
+    save_figure(training_curves(rows, run_cfg.get("label", "")), curves_png)
+
+
+def training_curves(rows, title: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in ("loss", "reward_margin", "pair_accuracy") if k in rows[0]]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3))
+    for ax, k in zip(np.atleast_1d(axes), keys):
+        ax.plot([r["step"] for r in rows], [r[k] for r in rows])
+        ax.set_xlabel("step"), ax.set_title(k)
+    fig.suptitle(title)
+    return fig
+
+
+# ---------------------------------------------------------------- evaluate
+
+def evaluate(model_dir, adapter_dir, world_dir, out_dir, ecfg: dict, device: str, dtype: str) -> None:
+    from .evaluation import evaluate_to
+
+    evaluate_to(out_dir, model_path=str(model_dir), adapter=str(adapter_dir) if adapter_dir else None,
+                tasks=ecfg["tasks"], data_dir=Path(world_dir) / "eval", limit=ecfg.get("limit"),
+                model_name=ecfg["model"], dtype=dtype, device=device)
+
+
+def setup(smk) -> None:
+    """Common start of every rule script: log to the rule's log file, pin torch threads."""
+    handlers = [logging.StreamHandler()]
+    if smk.log:
+        Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(smk.log[0], mode="w"))
+    logging.basicConfig(level=logging.INFO, handlers=handlers,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    torch.set_num_threads(max(1, smk.threads))

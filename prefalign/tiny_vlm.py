@@ -1,0 +1,85 @@
+"""Build the miniature's base VLM: a real `LlavaForConditionalGeneration` from tiny configs.
+
+The tokenizer is a word-level `tokenizers` model trained on the world's own text, wrapped in
+`PreTrainedTokenizerFast`; the processor is a `LlavaProcessor` with a chat template in the
+LLaVA-1.5 style. The saved folder loads with `AutoModelForImageTextToText` /
+`AutoProcessor`, exactly like `llava-hf/llava-1.5-7b-hf`.
+"""
+from __future__ import annotations
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                          LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast)
+
+IMAGE_TOKEN = "<image>"
+SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>", IMAGE_TOKEN]
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+# LLaVA-1.5's conversation format, with one change for the miniature: the image tokens come
+# after the question. In a causal LM, image tokens that follow the question can attend to
+# it, so each patch can check "am I what is asked about?"; a tiny model trained from scratch
+# learns that in minutes, while image-first needs far longer to route the question back to
+# the patches. Content may be a string holding "<image>" (as lmms-eval sends it) or a list
+# of typed parts (as transformers' chat API sends it); both render alike.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}{{ 'USER: ' }}{% else %}{{ 'ASSISTANT: ' }}{% endif %}"
+    "{% if message['content'] is string %}"
+    "{% set text = message['content'] | replace('<image>', '') | trim %}"
+    "{% set n_images = message['content'].count('<image>') %}"
+    "{% else %}{% set text = message['content'] | selectattr('type', 'equalto', 'text')"
+    " | map(attribute='text') | join(' ') %}"
+    "{% set n_images = message['content'] | selectattr('type', 'equalto', 'image') | list | length %}"
+    "{% endif %}"
+    "{{ text }}{% for _ in range(n_images) %}{{ '<image>' }}{% endfor %}"
+    "{% if message['role'] == 'user' %}{{ ' ' }}{% else %}{{ eos_token }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
+
+def train_tokenizer(corpus: list[str]) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.Replace("\n", " "), normalizers.Lowercase()])
+    # Metaspace keeps word boundaries in the tokens, so decoding restores spacing exactly.
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always"),
+        pre_tokenizers.Punctuation()])
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=SPECIAL_TOKENS))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
+        eos_token="</s>", extra_special_tokens={"image_token": IMAGE_TOKEN},
+        model_max_length=512, padding_side="right")
+
+
+def build_tiny_llava(corpus: list[str], image_size: int, patch_size: int, vision: dict,
+                     text: dict, seed: int):
+    """Return (model, processor) with random weights, seeded."""
+    import torch
+
+    tokenizer = train_tokenizer(corpus)
+    tokenizer.chat_template = CHAT_TEMPLATE  # lmms-eval's llava_hf reads the tokenizer's
+    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+    vision_config = CLIPVisionConfig(image_size=image_size, patch_size=patch_size, num_channels=3,
+                                     **vision)
+    text_config = LlamaConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                              bos_token_id=tokenizer.bos_token_id,
+                              eos_token_id=tokenizer.eos_token_id, **text)
+    n_image_tokens = (image_size // patch_size) ** 2 + 1  # + CLS: strategy "full"
+    config = LlavaConfig(vision_config=vision_config, text_config=text_config,
+                         image_token_id=image_token_id, vision_feature_select_strategy="full",
+                         vision_feature_layer=-1, image_seq_length=n_image_tokens,
+                         projector_hidden_act="gelu")
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    image_processor = CLIPImageProcessor(
+        do_resize=False, do_center_crop=False, do_rescale=True, do_normalize=True,
+        image_mean=CLIP_MEAN, image_std=CLIP_STD, do_convert_rgb=True,
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                               patch_size=patch_size, vision_feature_select_strategy="full",
+                               num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
+    return model, processor

@@ -1,0 +1,18 @@
+rule augment:
+    """Corrupt each prompt's image with T (diffusion noise by default): manifest + contact sheet."""
+    input:
+        prompts=f"{R}/seed{{seed}}/prompts/{{pset}}.jsonl",
+        model=base_model_dir(),
+    output:
+        manifest=f"{R}/seed{{seed}}/augment/{{pset}}.{{aug}}.jsonl",
+        sheet=f"{R}/seed{{seed}}/augment/{{pset}}.{{aug}}.png",
+    params:
+        aug=lambda wc: config["augmentations"][wc.aug],
+    conda:
+        "../envs/prefalign.yaml"
+    log:
+        f"{R}/logs/augment.{{pset}}.{{aug}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/augment.{{pset}}.{{aug}}.seed{{seed}}.tsv",
+    script:
+        "../scripts/augment.py"

@@ -1,0 +1,18 @@
+rule build_preferences:
+    """Turn responses into ranked preference records with the configured method."""
+    input:
+        unpack(preference_responses),
+        prompts=lambda wc: f"{R}/seed{wc.seed}/prompts/{config['preference_sets'][wc.prefset]['prompts']}.jsonl",
+    output:
+        prefs=f"{R}/seed{{seed}}/preferences/{{prefset}}.jsonl",
+        stats=f"{R}/seed{{seed}}/preferences/{{prefset}}.stats.json",
+    params:
+        pref=lambda wc: config["preference_sets"][wc.prefset],
+    conda:
+        "../envs/prefalign.yaml"
+    log:
+        f"{R}/logs/build_preferences.{{prefset}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/build_preferences.{{prefset}}.seed{{seed}}.tsv",
+    script:
+        "../scripts/build_preferences.py"

@@ -1,0 +1,54 @@
+# Helpers shared by the stage rules: paths and config lookups.
+from prefalign.config import validate_config
+
+validate_config(config)  # cross-references the schema cannot express (names the key)
+
+R = config["results"]
+WORLD = f"{R}/world"
+SEEDS = config["seeds"]
+RUNS = list(config["runs"])
+
+
+wildcard_constraints:
+    seed=r"\d+",
+    pset=r"[A-Za-z0-9_\-]+",
+    view=r"[A-Za-z0-9_\-]+",
+    gen=r"[A-Za-z0-9_\-]+",
+    prefset=r"[A-Za-z0-9_\-]+",
+    run=r"[A-Za-z0-9_\-]+",
+    aug=r"[A-Za-z0-9_\-]+",
+
+
+def base_model_dir():
+    bm = config["base_model"]
+    return bm["path"] if bm["kind"] == "pretrained" else f"{R}/base_model/model"
+
+
+def world_inputs():
+    """The world folder, where a prompt source points into it (the miniature)."""
+    uses_world = any("{world}" in p["source"]["path"] for p in config["prompt_sets"].values())
+    return [WORLD] if uses_world or config["base_model"]["kind"] == "tiny_llava" else []
+
+
+def response_path(seed, pset, view, gen):
+    return f"{R}/seed{seed}/responses/{pset}.{view}.{gen}.jsonl"
+
+
+def preference_responses(wildcards):
+    from prefalign.methods import method
+
+    p = config["preference_sets"][wildcards.prefset]
+    return {
+        f"{view}|{gen}": response_path(wildcards.seed, p["prompts"], view, gen)
+        for view, gen in method(p["method"]).needs(p)
+    }
+
+
+def augment_manifest(wildcards):
+    if wildcards.view == "clean":
+        return []
+    return f"{R}/seed{wildcards.seed}/augment/{wildcards.pset}.{wildcards.view}.jsonl"
+
+
+def eval_dirs(run):
+    return [f"{R}/eval/{run}.seed{s}" for s in SEEDS]

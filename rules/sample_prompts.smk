@@ -1,0 +1,16 @@
+rule sample_prompts:
+    """Draw a prompt set (image + question, never an answer) with the seed."""
+    input:
+        world=world_inputs(),
+    output:
+        f"{R}/seed{{seed}}/prompts/{{pset}}.jsonl",
+    params:
+        pset=lambda wc: config["prompt_sets"][wc.pset],
+    conda:
+        "../envs/prefalign.yaml"
+    log:
+        f"{R}/logs/sample_prompts.{{pset}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/sample_prompts.{{pset}}.seed{{seed}}.tsv",
+    script:
+        "../scripts/sample_prompts.py"

@@ -1,0 +1,26 @@
+rule tables:
+    """Comparison tables (markdown + CSV) and plots over all runs and seeds."""
+    input:
+        base=f"{R}/eval/base",
+        runs=[d for run in RUNS for d in eval_dirs(run)],
+        prefs=expand(f"{R}/seed{{seed}}/preferences/{{prefset}}.jsonl", seed=SEEDS,
+                     prefset=sorted({r["preferences"] for r in config["runs"].values()})),
+        world=WORLD,
+    output:
+        main=f"{R}/tables/main.md",
+        main_csv=f"{R}/tables/main.csv",
+        labels=f"{R}/tables/label_accuracy.md",
+        labels_csv=f"{R}/tables/label_accuracy.csv",
+        plot=f"{R}/tables/main.png",
+        sources=f"{R}/tables/sources.json",
+    params:
+        runs=config["runs"],
+        tables=config["tables"],
+    conda:
+        "../envs/prefalign.yaml"
+    log:
+        f"{R}/logs/tables.log",
+    benchmark:
+        f"{R}/benchmarks/tables.tsv",
+    script:
+        "../scripts/tables.py"

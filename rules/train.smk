@@ -1,0 +1,26 @@
+rule train:
+    """LoRA preference training of one run: its preference set under its objective."""
+    input:
+        prefs=lambda wc: f"{R}/seed{wc.seed}/preferences/{config['runs'][wc.run]['preferences']}.jsonl",
+        model=base_model_dir(),
+    output:
+        adapter=directory(f"{R}/seed{{seed}}/train/{{run}}/adapter"),
+        log=f"{R}/seed{{seed}}/train/{{run}}/log.csv",
+        curves=f"{R}/seed{{seed}}/train/{{run}}/curves.png",
+    params:
+        run=lambda wc: config["runs"][wc.run],
+        objective=lambda wc: config["objectives"][config["runs"][wc.run]["objective"]],
+        training=lambda wc: config["training"][config["runs"][wc.run]["training"]],
+        device=config["device"],
+        dtype=config["dtype"],
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/prefalign.yaml"
+    log:
+        f"{R}/logs/train.{{run}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/train.{{run}}.seed{{seed}}.tsv",
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,22 @@
+rule train_base_model:
+    """Build the tiny LLaVA and train it on the world's SFT split (miniature only)."""
+    input:
+        WORLD,
+    output:
+        model=directory(f"{R}/base_model/model"),
+        log=f"{R}/base_model/sft_log.csv",
+        competence=f"{R}/base_model/competence.csv",
+    params:
+        base=config["base_model"],
+        image_size=config["world"]["image_size"],
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/prefalign.yaml"
+    log:
+        f"{R}/logs/train_base_model.log",
+    benchmark:
+        f"{R}/benchmarks/train_base_model.tsv",
+    script:
+        "../scripts/train_base_model.py"

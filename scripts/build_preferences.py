@@ -1,0 +1,6 @@
+from prefalign import stages
+
+stages.setup(snakemake)
+responses = {tuple(k.split("|")): v for k, v in snakemake.input.items() if "|" in k}
+stages.build_preferences(snakemake.input.prompts, responses, snakemake.output.prefs,
+                         snakemake.output.stats, snakemake.params.pref)

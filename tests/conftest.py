@@ -1,0 +1,27 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+from prefalign.world import WorldSpec, build_world  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("world") / "world"
+    build_world(out, 0, WorldSpec(), 60, 30, {"pope": 12, "vqa": 10, "describe": 4}, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(small_world):
+    """A random-weight tiny LLaVA with the world's tokenizer (no training)."""
+    from prefalign.stages import world_corpus
+    from prefalign.tiny_vlm import build_tiny_llava
+
+    return build_tiny_llava(world_corpus(small_world), 30, 10,
+                            dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2),
+                            dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                 num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.1), 0)

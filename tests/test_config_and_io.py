@@ -1,0 +1,93 @@
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prefalign.config import ConfigError, load_config, validate_config
+from prefalign.data import load_conversations, open_image
+from prefalign.io import RecordError, atomic_path, read_jsonl, write_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cfg():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_shipped_configs_validate():
+    load_config(ROOT / "config.yaml")
+    load_config(ROOT / "tests" / "configs" / "micro.yaml")
+
+
+@pytest.mark.parametrize("mutate,key", [
+    (lambda c: c.update(typo=1), "<top level>"),
+    (lambda c: c["world"].update(grid="three"), "world.grid"),
+    (lambda c: c["training"]["miniature"]["lora"].update(r=0), "training.miniature.lora.r"),
+    (lambda c: c["augmentations"]["noise500"].update(step=1000), "augmentations.noise500.step"),
+    (lambda c: c["augmentations"]["noise500"].pop("step"), "augmentations.noise500"),
+    (lambda c: c["runs"]["seva"].update(objective="nope"), "runs.seva.objective"),
+    (lambda c: c["preference_sets"]["seva"].update(augmentation="nope"), "preference_sets.seva.augmentation"),
+])
+def test_schema_errors_name_the_key(cfg, mutate, key):
+    bad = copy.deepcopy(cfg)
+    mutate(bad)
+    with pytest.raises(ConfigError) as e:
+        validate_config(bad)
+    assert f"'{key}'" in str(e.value)
+
+
+def test_snakemake_validate_uses_the_same_schema(cfg):
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    bad = copy.deepcopy(cfg)
+    bad["world"]["grid"] = "three"
+    with pytest.raises(WorkflowError, match="grid"):
+        validate(bad, str(ROOT / "prefalign" / "schemas" / "config.schema.yaml"))
+
+
+def test_malformed_jsonl_names_file_and_line(tmp_path):
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"id": "a"}\n{"id": \n')
+    with pytest.raises(RecordError, match=r"x.jsonl: record line 2"):
+        read_jsonl(p)
+
+
+def test_conversation_errors_name_record_and_field(tmp_path):
+    p = tmp_path / "conv.json"
+    p.write_text(json.dumps([{"id": "a", "image": "a.png", "conversations": [{"from": "human", "value": "<image>\nq"}]},
+                             {"id": "b", "conversations": []}]))
+    with pytest.raises(RecordError, match=r"record 1 \(id b\): field 'image': missing"):
+        load_conversations(p, require_answers=False)
+    p.write_text(json.dumps([{"id": "a", "image": "a.png", "conversations": [{"from": "human", "value": "q"}]}]))
+    with pytest.raises(RecordError, match=r"field 'conversations\[1\]': missing the gpt answer"):
+        load_conversations(p, require_answers=True)
+
+
+def test_missing_and_unreadable_images_name_the_record(tmp_path):
+    with pytest.raises(RecordError, match=r"prompts.jsonl: record p7: field 'image': image file not found"):
+        open_image(tmp_path, "nope.png", "prompts.jsonl", "p7")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(RecordError, match="unreadable image"):
+        open_image(tmp_path, "bad.png", "prompts.jsonl", "p8")
+
+
+def test_interrupted_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.jsonl"
+
+    def records():
+        yield {"a": 1}
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_jsonl(target, records())
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    write_jsonl(target, [{"a": 1}])
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError
+    assert read_jsonl(target) == [{"a": 1}]

@@ -1,0 +1,69 @@
+import math
+
+import pytest
+import torch
+
+from prefalign.methods.dpo import dpo_loss, dpo_objective
+from prefalign.model import build_scoring_batch, response_token_ids, sequence_logps, token_logps
+
+
+def test_dpo_loss_against_hand_computation():
+    # r_w = -1 - (-2) = 1, r_l = -3 - (-2.5) = -0.5, margin 1.5, beta 0.1
+    loss, margin = dpo_loss(torch.tensor([-1.0]), torch.tensor([-3.0]), torch.tensor([-2.0]),
+                            torch.tensor([-2.5]), beta=0.1)
+    assert margin.item() == pytest.approx(1.5)
+    assert loss.item() == pytest.approx(-math.log(1 / (1 + math.exp(-0.15))), rel=1e-6)
+    total, metrics = dpo_objective({"policy_chosen": torch.tensor([-1.0, 0.0]),
+                                    "policy_rejected": torch.tensor([-3.0, 0.0]),
+                                    "ref_chosen": torch.tensor([-2.0, 0.0]),
+                                    "ref_rejected": torch.tensor([-2.5, 1.0])}, {"beta": 0.1})
+    expected = (-math.log(1 / (1 + math.exp(-0.15))) - math.log(1 / (1 + math.exp(-0.1)))) / 2
+    assert total.item() == pytest.approx(expected, rel=1e-6)
+    assert metrics["pair_accuracy"] == 1.0
+
+
+def test_dpo_loss_at_reference_is_log2():
+    z = torch.zeros(3)
+    loss, _ = dpo_loss(z, z, z, z, beta=0.1)
+    torch.testing.assert_close(loss, torch.full((3,), math.log(2.0)))
+
+
+def _images(world, n):
+    from prefalign.data import open_image
+
+    return [open_image(world / "images", f"eval_describe_{i:06d}.png", "test", i) for i in range(n)]
+
+
+def test_logprob_masks_image_and_prompt_tokens(small_world, tiny_model):
+    model, processor = tiny_model
+    imgs = _images(small_world, 2)
+    qs = ["what colour is the circle?", "describe the image."]
+    rs = ["red", "there is a small red circle at the top."]
+    batch = build_scoring_batch(processor, imgs, qs, rs)
+    image_id = model.config.image_token_id
+    assert not (batch["response_mask"].bool() & (batch["input_ids"] == image_id)).any()
+    for b, r in enumerate(rs):
+        n = len(response_token_ids(processor.tokenizer, r))
+        assert batch["response_mask"][b].sum().item() == n  # response tokens + EOS only
+    with torch.no_grad():
+        logps, mask = token_logps(model, batch)
+        total = sequence_logps(model, batch)
+        # independent computation, one sequence at a time, without padding
+        for b in range(2):
+            length = int(batch["attention_mask"][b].sum())
+            ids = batch["input_ids"][b:b + 1, :length]
+            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids),
+                           pixel_values=batch["pixel_values"][b:b + 1]).logits[0].log_softmax(-1)
+            start = length - int(batch["response_mask"][b].sum())
+            manual = sum(logits[t - 1, ids[0, t]].item() for t in range(start, length))
+            assert total[b].item() == pytest.approx(manual, abs=1e-4)
+
+
+def test_prompt_change_does_not_enter_the_sum_but_conditions_it(small_world, tiny_model):
+    model, processor = tiny_model
+    imgs = _images(small_world, 1)
+    with torch.no_grad():
+        a = build_scoring_batch(processor, imgs, ["what colour is the circle?"], ["red"])
+        b = build_scoring_batch(processor, imgs, ["describe the image."], ["red"])
+        assert a["response_mask"].sum() == b["response_mask"].sum()
+        assert sequence_logps(model, a).item() != pytest.approx(sequence_logps(model, b).item(), abs=1e-6)

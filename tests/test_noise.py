@@ -1,0 +1,79 @@
+import pytest
+import torch
+from PIL import Image
+
+from prefalign.augment import (AugmentSpec, View, add_diffusion_noise, alphas_cumprod, augment_image,
+                               item_seed, noise_coefficients, tensor_digest)
+
+
+@pytest.mark.parametrize("step,signal,noise", [(500, 0.863, 0.505), (800, 0.467, 0.884)])
+def test_schedule_matches_methods_md(step, signal, noise):
+    a, s = noise_coefficients(step)
+    assert a == pytest.approx(signal, abs=5e-4)
+    assert s == pytest.approx(noise, abs=5e-4)
+
+
+def test_schedule_matches_diffusers_ddpm_sigmoid():
+    from diffusers import DDPMScheduler
+
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="sigmoid", beta_start=1e-5, beta_end=5e-3)
+    torch.testing.assert_close(alphas_cumprod().float(), sched.alphas_cumprod.float(), rtol=1e-5, atol=1e-7)
+    x = torch.randn(2, 3, 8, 8)
+    g = torch.Generator().manual_seed(7)
+    eps = torch.randn(x.shape, generator=g)
+    for t in (0, 500, 800, 999):
+        expected = sched.add_noise(x, eps, torch.tensor([t, t]))
+        torch.testing.assert_close(add_diffusion_noise(x, t, 7), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_not_the_linear_default():
+    from diffusers import DDPMScheduler
+
+    linear = DDPMScheduler(num_train_timesteps=1000)  # beta_schedule="linear"
+    assert abs(linear.alphas_cumprod[500].sqrt().item() - noise_coefficients(500)[0]) > 0.5
+
+
+def test_noise_reproducible_per_seed_item_step():
+    x = torch.zeros(3, 4, 4)
+    s = item_seed(1, "item-a", "noise500")
+    assert torch.equal(add_diffusion_noise(x, 500, s), add_diffusion_noise(x, 500, s))
+    assert item_seed(1, "item-a", "noise500") != item_seed(1, "item-b", "noise500")
+    assert item_seed(1, "item-a", "noise500") != item_seed(2, "item-a", "noise500")
+    assert not torch.equal(add_diffusion_noise(x, 500, s), add_diffusion_noise(x, 500, s + 1))
+
+
+def test_view_tensor_space_is_deterministic_and_differs_by_item():
+    spec = AugmentSpec("noise500", "diffusion", 500)
+    pv = torch.zeros(2, 3, 4, 4)
+    t1 = View(spec, 3).pixel_transform(["a", "b"])(pv)
+    t2 = View(spec, 3).pixel_transform(["a", "b"])(pv)
+    assert tensor_digest(t1) == tensor_digest(t2)
+    assert not torch.equal(t1[0], t1[1])
+    assert View(None, 3).pixel_transform(["a"]) is None
+
+
+def test_pixel_space_noise_option_changes_the_image_not_the_tensor():
+    img = Image.new("RGB", (8, 8), (128, 64, 32))
+    spec = AugmentSpec("povid", "diffusion", 500, space="pixel")
+    assert not spec.acts_on_tensor
+    out = augment_image(img, spec, 5)
+    assert out.size == img.size and out.tobytes() != img.tobytes()
+    assert augment_image(img, spec, 5).tobytes() == out.tobytes()
+
+
+@pytest.mark.parametrize("kind", ["random_flip", "random_resized_crop", "autoaugment", "moco"])
+def test_torchvision_augmentations_are_seeded(kind):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8))
+    spec = AugmentSpec.from_config(kind, {"kind": kind})
+    a, b = augment_image(img, spec, 11), augment_image(img, spec, 11)
+    assert a.tobytes() == b.tobytes() and a.size == img.size
+    if kind == "random_flip":
+        assert a.tobytes() == img.transpose(Image.FLIP_LEFT_RIGHT).tobytes()
+
+
+def test_bad_step_rejected():
+    with pytest.raises(ValueError, match="noise step"):
+        noise_coefficients(1000)

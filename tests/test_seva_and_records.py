@@ -1,0 +1,40 @@
+import pytest
+
+from prefalign.io import RecordError
+from prefalign.methods import method, objective
+from prefalign.methods.records import chosen_rejected, validate_record
+from prefalign.methods.seva import build_seva_pairs
+
+
+def _resp(text):
+    return {"responses": [{"text": text, "n_tokens": len(text.split()) + 1}]}
+
+
+def test_seva_pairs_drop_identical_and_count():
+    prompts = [{"id": str(i), "image": f"{i}.png", "question": "q?"} for i in range(4)]
+    clean = {"0": _resp("red"), "1": _resp("blue"), "2": _resp("yes"), "3": _resp("two ")}
+    noisy = {"0": _resp("red"), "1": _resp("green"), "2": _resp("no"), "3": _resp("two")}
+    recs, stats = build_seva_pairs(prompts, clean, noisy, "noise500")
+    assert stats == {"prompts": 4, "kept": 2, "dropped_identical": 2}
+    assert [r["id"] for r in recs] == ["1", "2"]
+    c, r = chosen_rejected(recs[0])
+    assert (c["text"], c["source"], r["text"], r["source"]) == ("blue", "clean", "green", "noise500")
+    for i, rec in enumerate(recs):
+        validate_record(rec, "mem", i)
+
+
+def test_method_and_objective_registry():
+    assert method("seva").needs({"augmentation": "noise500", "generation": "greedy"}) == [
+        ("clean", "greedy"), ("noise500", "greedy")]
+    with pytest.raises(ValueError, match="unknown preference method 'nope'"):
+        method("nope")
+    with pytest.raises(ValueError, match="unknown objective"):
+        objective("nope")
+
+
+def test_malformed_record_names_field():
+    with pytest.raises(RecordError, match=r"prefs.jsonl: record 3: field 'groups'"):
+        validate_record({"id": "x", "image": "i", "question": "q", "groups": [[{"text": "a"}]]},
+                        "prefs.jsonl", 3)
+    with pytest.raises(RecordError, match=r"field 'question': missing"):
+        validate_record({"id": "x", "image": "i", "groups": []}, "prefs.jsonl", 1)

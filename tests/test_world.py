@@ -1,0 +1,89 @@
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+
+from prefalign.world import (COLOURS, WorldSpec, _ink, build_world, correctness, describe,
+                             hallucination_stats, questions_for, popularity_order, render, sample_scene)
+
+
+def tree_digest(root):
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_world_is_byte_identical_for_the_same_seed(tmp_path):
+    n_eval = {"pope": 6, "vqa": 4, "describe": 2}
+    build_world(tmp_path / "a", 3, WorldSpec(), 10, 5, n_eval, progress=False)
+    build_world(tmp_path / "b", 3, WorldSpec(), 10, 5, n_eval, progress=False)
+    build_world(tmp_path / "c", 4, WorldSpec(), 10, 5, n_eval, progress=False)
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    assert tree_digest(tmp_path / "a") != tree_digest(tmp_path / "c")
+
+
+def test_rendered_pixels_match_the_scene_graph():
+    spec = WorldSpec()
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        scene = sample_scene(rng, spec)
+        img = np.asarray(render(scene, spec))
+        for o in scene["objects"]:
+            r, c = divmod(o["cell"], spec.grid)
+            centre = img[r * spec.cell + spec.cell // 2 - 1, c * spec.cell + spec.cell // 2 - 1]
+            assert tuple(centre) == _ink(o["colour"], spec)
+
+
+def test_answers_are_exact():
+    spec = WorldSpec()
+    rng = np.random.default_rng(1)
+    pop = popularity_order(spec)
+    for _ in range(200):
+        scene = sample_scene(rng, spec)
+        present = {(o["colour"], o["shape"]) for o in scene["objects"]}
+        for qa in questions_for(rng, scene, spec, pop):
+            if qa["family"] == "exist":
+                colour, shape = qa["target"].split()
+                assert (qa["answer"] == "yes") == ((colour, shape) in present)
+                if qa["answer"] == "no" and qa["pope_type"] == "adversarial":
+                    assert any(colour == c or shape == s for c, s in present) or len(present) == 0
+            elif qa["family"] == "colour":
+                shape = qa["question"].split()[-1].rstrip("?")
+                matches = [o for o in scene["objects"] if o["shape"] == shape]
+                assert len(matches) == 1 and matches[0]["colour"] == qa["answer"]
+            elif qa["family"] == "count":
+                plural = qa["question"].split()[2]
+                shape = {"circles": "circle", "squares": "square", "triangles": "triangle", "crosses": "cross"}[plural]
+                n = sum(o["shape"] == shape for o in scene["objects"])
+                assert qa["answer"] == ["zero", "one", "two", "three", "four"][n]
+            elif qa["family"] == "describe":
+                assert hallucination_stats(qa["answer"], scene)["hallucinated"] == 0
+                assert correctness("describe", qa["answer"], qa["answer"], scene) == 1.0
+
+
+def test_pool_carries_no_answers_and_answers_are_kept_apart(small_world):
+    pool = json.loads((small_world / "pool.json").read_text())
+    answers = json.loads((small_world / "pool_answers.json").read_text())
+    assert all(t["from"] == "human" for r in pool for t in r["conversations"])
+    assert {r["id"] for r in pool} == set(answers)
+
+
+def test_eval_sets_cover_pope_types_and_families(small_world):
+    pope = pd.read_parquet(small_world / "eval" / "pope.parquet")
+    assert set(pope.pope_type) == {"random", "popular", "adversarial"}
+    assert set(pope.answer) <= {"yes", "no"}
+    vqa = pd.read_parquet(small_world / "eval" / "vqa.parquet")
+    assert {"colour", "count", "position", "cell"} <= set(vqa.family)
+
+
+def test_chair_counts_hallucinated_objects():
+    scene = {"objects": [{"shape": "circle", "colour": "red", "size": "small", "cell": 0}], "sign": None}
+    st = hallucination_stats("there is a red circle. there is a blue square.", scene)
+    assert st == {"mentions": 2, "hallucinated": 1, "recalled": 1, "objects": 1}
+    assert correctness("describe", "there is a red circle. there is a blue square.", "", scene) == 0.5
+    assert describe(scene, 3) == "there is a small red circle at the top left."
+    assert set(COLOURS) >= {"red", "blue"}
