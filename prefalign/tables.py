@@ -44,7 +44,7 @@ def hierarchical_bootstrap(per_seed: list[list], aggregate, n: int, confidence: 
     return point, float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))
 
 
-def fmt(point, low, high, n_seeds) -> str:
+def fmt(point, low, high) -> str:
     return f"{100 * point:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
@@ -113,7 +113,7 @@ def to_markdown(df: pd.DataFrame, title: str, note: str = "") -> str:
         cells = []
         for c in cols:
             if f"{c} low" in df.columns:
-                cells.append(fmt(r[c], r[f"{c} low"], r[f"{c} high"], 0))
+                cells.append(fmt(r[c], r[f"{c} low"], r[f"{c} high"]))
             elif isinstance(r[c], float):
                 cells.append(f"{100 * r[c]:.1f}" if c in ("ties", "reversed") else f"{r[c]:.3f}")
             else:
