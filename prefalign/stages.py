@@ -192,6 +192,23 @@ def augment(prompts_path, model_dir, manifest_path, sheet_path, aug_name: str, a
 
 # ---------------------------------------------------------------- sample_responses
 
+def checked_view(view: View, part, expected: dict, manifest_path):
+    """The view's tensor transform, checking each regenerated view against the digest the
+    augment stage recorded (on the very tensor the model is given; no second pass)."""
+    transform = view.pixel_transform([p["id"] for p in part])
+    if not expected:
+        return transform
+
+    def apply(pixel_values):
+        pv = pixel_values if transform is None else transform(pixel_values)
+        for p, x in zip(part, pv):
+            if expected.get(p["id"]) != tensor_digest(x):
+                raise RecordError(manifest_path, p["id"], "digest",
+                                  "regenerated view differs from the recorded one")
+        return pv
+    return apply
+
+
 def sample_responses(prompts_path, model_dir, manifest_path, out_path, view_name: str, aug_cfg,
                      gen_name: str, gcfg: dict, seed: int, device: str, dtype: str) -> None:
     from .model import generate, load_model
@@ -207,16 +224,12 @@ def sample_responses(prompts_path, model_dir, manifest_path, out_path, view_name
         part = prompts[s:s + bs]
         ids = [p["id"] for p in part]
         images = [open_image("", p["image"], prompts_path, p["id"]) for p in part]
-        if expected:  # the regenerated view must be the one the augment stage recorded
-            for p, x in zip(part, view_pixel_values(processor, view, part, images)):
-                if expected.get(p["id"]) != tensor_digest(x):
-                    raise RecordError(manifest_path, p["id"], "digest",
-                                      "regenerated view differs from the recorded one")
         gens = generate(model, processor, view.images(images, ids), [p["question"] for p in part],
                         max_new_tokens=gcfg["max_new_tokens"], do_sample=gcfg["do_sample"],
                         temperature=gcfg.get("temperature", 1.0), top_p=gcfg.get("top_p", 1.0),
                         num_return_sequences=gcfg.get("num_return_sequences", 1),
-                        pixel_transform=view.pixel_transform(ids), seed=seed * 1_000_003 + s)
+                        pixel_transform=checked_view(view, part, expected, manifest_path),
+                        seed=seed * 1_000_003 + s)
         for p, g in zip(part, gens):
             out.append({**p, "view": view_name, "generation": gen_name,
                         "responses": [{"text": t, "n_tokens": n} for t, n in g]})
