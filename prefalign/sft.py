@@ -1,9 +1,10 @@
 """Supervised training of the miniature's base VLM on the world's SFT split.
 
-Only the miniature needs this (real runs start from released checkpoints). What makes the
-tiny model competent within minutes on 2 cores: patches aligned with the world's grid
-cells, length-bucketed batches (descriptions are 5x longer than short answers), a
-one-cycle learning-rate schedule with gradient clipping, and the loss on answer tokens only.
+Only the miniature needs this (real runs start from released checkpoints). The decisive
+setting lives in config, not here: the language model's `initializer_range` of 0.1 (at 0.02
+it stayed at the language prior). This loop adds length-bucketed batches (descriptions are
+5x longer than short answers), a one-cycle learning-rate schedule with gradient clipping,
+and the loss on answer tokens only.
 """
 from __future__ import annotations
 
@@ -79,8 +80,8 @@ def train_sft(model, processor, examples, pixel_values, *, steps: int, batch_siz
             batches = length_bucketed_batches(examples, batch_size, rng)
         batch = collate(examples, batches.pop(), pixel_values, pad)
         logps, mask = token_logps(model, batch)
-        # Mean over each answer's tokens, then over answers: a 60-token description must not
-        # outweigh sixty one-word answers, or the model learns language before vision.
+        # Mean over each answer's tokens, then over answers, so that a 60-token description
+        # does not outweigh sixty one-word answers.
         loss = -(logps.sum(-1) / mask.sum(-1)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -17,11 +17,10 @@ CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 # LLaVA-1.5's conversation format, with one change for the miniature: the image tokens come
-# after the question. In a causal LM, image tokens that follow the question can attend to
-# it, so each patch can check "am I what is asked about?"; a tiny model trained from scratch
-# learns that in minutes, while image-first needs far longer to route the question back to
-# the patches. Content may be a string holding "<image>" (as lmms-eval sends it) or a list
-# of typed parts (as transformers' chat API sends it); both render alike.
+# after the question, so that in a causal LM each patch can attend to what is asked (a
+# design choice; on its own it did not lift the model off the language prior, the
+# initialiser range did). Content may be a string holding "<image>" (as lmms-eval sends
+# it) or a list of typed parts (as transformers' chat API sends it); both render alike.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'user' %}{{ 'USER: ' }}{% else %}{{ 'ASSISTANT: ' }}{% endif %}"
