@@ -43,7 +43,7 @@ def main():
                         "--config", f"results={results}"], check=True, env=env)
         wall = time.time() - t0
     df = collect(results)
-    print(f"| stage | jobs | wall s (sum over jobs) | peak RSS MB |\n|---|---|---|---|")
+    print("| stage | jobs | wall s (sum over jobs) | peak RSS MB |\n|---|---|---|---|")
     for _, r in df.iterrows():
         print(f"| {r.stage} | {r.jobs} | {r.seconds:.0f} | {r.max_rss_mb:.0f} |")
     print(f"| **sum** | {df.jobs.sum()} | {df.seconds.sum():.0f} | {df.max_rss_mb.max():.0f} |")

@@ -36,10 +36,27 @@ def validate_config(cfg: dict) -> dict:
             ref("augmentation", p["augmentation"], f"preference_sets.{name}.augmentation", "augmentations")
         elif p["method"] == "seva":
             raise ConfigError(f"config key 'preference_sets.{name}.augmentation': seva needs an augmentation")
+        samples = cfg["generation"][p["generation"]].get("num_return_sequences", 1)
+        for g, group in enumerate(p.get("groups", [])):
+            for view in group["views"]:
+                if view != "clean":
+                    ref("augmentation", view, f"preference_sets.{name}.groups.{g}.views", "augmentations")
+            if group["per_view"] > samples:
+                raise ConfigError(f"config key 'preference_sets.{name}.groups.{g}.per_view': "
+                                  f"{group['per_view']} > num_return_sequences {samples} of "
+                                  f"generation '{p['generation']}'")
     for name, r in cfg["runs"].items():
         ref("preference set", r["preferences"], f"runs.{name}.preferences", "preference_sets")
         ref("objective", r["objective"], f"runs.{name}.objective", "objectives")
         ref("training setting", r["training"], f"runs.{name}.training", "training")
+    for name, a in cfg.get("ablations", {}).items():
+        for run in a["runs"]:
+            ref("run", run, f"ablations.{name}.runs", "runs")
+    for k, d in enumerate(cfg["tables"].get("diversity", [])):
+        ref("prompt set", d["prompts"], f"tables.diversity.{k}.prompts", "prompt_sets")
+        ref("generation", d["generation"], f"tables.diversity.{k}.generation", "generation")
+        if d["view"] != "clean":
+            ref("augmentation", d["view"], f"tables.diversity.{k}.view", "augmentations")
     if "base" in cfg["runs"]:
         raise ConfigError("config key 'runs.base': the name 'base' is reserved for the base model")
     bm = cfg["base_model"]

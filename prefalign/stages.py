@@ -13,7 +13,7 @@ from tqdm import tqdm
 from . import world as W
 from .augment import AugmentSpec, View, tensor_digest
 from .data import load_conversations, open_image
-from .io import RecordError, atomic_path, read_json, read_jsonl, require, write_json, write_jsonl
+from .io import RecordError, atomic_path, read_jsonl, require, write_json, write_jsonl
 
 log = logging.getLogger("prefalign")
 
@@ -35,7 +35,8 @@ def save_figure(fig, path) -> None:
 def make_world(out_dir, wcfg: dict) -> None:
     spec = W.WorldSpec(image_size=wcfg["image_size"], grid=wcfg["grid"])
     counts = W.build_world(out_dir, wcfg["seed"], spec, wcfg["n_sft_images"],
-                           wcfg["n_pool_images"], wcfg["n_eval"])
+                           wcfg["n_pool_images"], wcfg["n_eval"],
+                           reasoning_share=wcfg["reasoning_share"])
     log.info("world written to %s: %s", out_dir, counts)
 
 
@@ -43,7 +44,7 @@ def make_world(out_dir, wcfg: dict) -> None:
 
 def world_corpus(world_dir) -> list[str]:
     """All text the tiny tokenizer must know: SFT, prompt pool, templates, every sign text."""
-    texts = ["USER: ASSISTANT:"] + [str(n) for n in range(10, 100)]
+    texts = ["USER: ASSISTANT:", W.REASONING_PROMPT] + [str(n) for n in range(10, 100)]
     for c in load_conversations(Path(world_dir) / "sft.json", require_answers=True):
         for t in c.turns:
             texts += [t.question, t.answer]
@@ -115,8 +116,9 @@ def sample_prompts(out_path, pcfg: dict, seed: int, world_dir) -> None:
     src = resolve(pcfg["source"]["path"], world_dir)
     root = resolve(pcfg["source"]["image_root"], world_dir)
     convs = load_conversations(src, require_answers=False)
+    suffix = f" {pcfg['reasoning_prompt']}" if pcfg.get("reasoning_prompt") else ""
     prompts = [{"id": c.id if len(c.turns) == 1 else f"{c.id}#{k}", "image": str(Path(root) / c.image),
-                "question": t.question}
+                "question": t.question + suffix}
                for c in convs for k, t in enumerate(c.turns)]
     if pcfg["n"] > len(prompts):
         raise ValueError(f"{src}: asked for {pcfg['n']} prompts, the source has {len(prompts)}")

@@ -71,34 +71,90 @@ def main_table(models: dict[str, list[str]], labels: dict[str, str], tcfg: dict)
     return pd.DataFrame(rows)
 
 
-def label_accuracy(pref_files: dict[str, list[str]], answers_path, tcfg: dict) -> pd.DataFrame:
-    """How often each preference set's chosen answer is more correct than its rejected one.
+def ranked_pair_outcomes(rec: dict, answers: dict):
+    """(better group, worse group, outcome) for every pair of responses in different groups;
+    outcome is +1 when the better-ranked response is more correct, 0 on a tie, -1 reversed."""
+    gt = answers[rec["id"].split("#")[0]]
+    scores = [[correctness(gt["family"], r["text"], gt["answer"], gt["scene"]) for r in g] for g in rec["groups"]]
+    for i, j in ((i, j) for i in range(len(scores)) for j in range(i + 1, len(scores))):
+        for a in scores[i]:
+            for b in scores[j]:
+                yield i, j, (a > b) - (a < b)
 
-    Correctness comes from the world's ground truth, which no method may read; only the
-    miniature can measure this."""
+
+def label_accuracy(pref_files: dict[str, list[str]], answers_path, tcfg: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How often a preference set ranks the more correct response higher.
+
+    Over every pair of responses in different groups (a SeVa record is one pair; an SMPRO
+    record of 3x3 has 27). Correctness comes from the world's ground truth, which no method
+    may read; only the miniature can measure this. Returns the overall table and the
+    breakdown per pair of groups (G1 vs G2, G1 vs G3, ...)."""
     answers = read_json(answers_path)
-    rows = []
+    rows, by_groups = [], []
     for name, files in pref_files.items():
-        per_seed, ties, reversed_, n = [], 0, 0, 0
+        per_seed, outcomes_all, pairs = [], [], {}
         for f in files:
             outcomes = []
             for rec in read_jsonl(f):
-                gt = answers[rec["id"].split("#")[0]]
-                chosen, rejected = rec["groups"][0][0]["text"], rec["groups"][-1][0]["text"]
-                c = correctness(gt["family"], chosen, gt["answer"], gt["scene"])
-                r = correctness(gt["family"], rejected, gt["answer"], gt["scene"])
-                outcomes.append(1.0 if c > r else 0.0)
-                ties += c == r
-                reversed_ += c < r
-                n += 1
+                for i, j, o in ranked_pair_outcomes(rec, answers):
+                    outcomes.append(float(o > 0))
+                    outcomes_all.append(o)
+                    pairs.setdefault((i, j), []).append(o)
             per_seed.append(outcomes)
-        if n == 0:
+        if not outcomes_all:
             continue
         p, lo, hi = hierarchical_bootstrap(per_seed, np.mean, tcfg["bootstrap_samples"], tcfg["confidence"])
-        rows.append({"preference set": name, "pairs": n, "label accuracy": p,
+        o = np.array(outcomes_all)
+        rows.append({"preference set": name, "pairs": len(o), "label accuracy": p,
                      "label accuracy low": lo, "label accuracy high": hi,
-                     "ties": ties / n, "reversed": reversed_ / n})
-    return pd.DataFrame(rows)
+                     "ties": float(np.mean(o == 0)), "reversed": float(np.mean(o < 0))})
+        for (i, j), os_ in sorted(pairs.items()):
+            os_ = np.array(os_)
+            by_groups.append({"preference set": name, "groups": f"G{i + 1} > G{j + 1}", "pairs": len(os_),
+                              "more correct": float(np.mean(os_ > 0)), "ties": float(np.mean(os_ == 0)),
+                              "reversed": float(np.mean(os_ < 0))})
+    return pd.DataFrame(rows), pd.DataFrame(by_groups)
+
+
+def mattr(words: list[str], window: int) -> float:
+    """Moving-average type-token ratio (Covington & McFall 2010); TTR when shorter than the window."""
+    if not words:
+        return 0.0
+    if len(words) <= window:
+        return len(set(words)) / len(words)
+    return float(np.mean([len(set(words[k:k + window])) / window for k in range(len(words) - window + 1)]))
+
+
+def words(text: str) -> list[str]:
+    return text.lower().split()
+
+
+def diversity(sets: dict[str, list[str]], window: int, tcfg: dict) -> pd.DataFrame:
+    """MATTR of each prompt's sampled responses taken together (the diversity a group's
+    samples have), mean over prompts and seeds with a bootstrap interval. Shorter than the
+    window this is the type-token ratio, which falls with length; the corpus column (all
+    responses of a seed in prompt order, fixed window) does not have that bias."""
+    rows = []
+    for label, files in sets.items():
+        recs = [read_jsonl(f) for f in files]
+        per_seed = [[{"mattr": mattr([w for r in rec["responses"] for w in words(r["text"])], window),
+                      "words": np.mean([len(r["text"].split()) for r in rec["responses"]])}
+                     for rec in seed] for seed in recs]
+        corpus = np.mean([mattr([w for rec in seed for r in rec["responses"] for w in words(r["text"])], window)
+                          for seed in recs])
+        p, lo, hi = hierarchical_bootstrap(per_seed, lambda rs: float(np.mean([r["mattr"] for r in rs])),
+                                           tcfg["bootstrap_samples"], tcfg["confidence"])
+        rows.append({"responses": label, "prompts": sum(len(s) for s in per_seed), f"MATTR-{window}": p,
+                     f"MATTR-{window} low": lo, f"MATTR-{window} high": hi,
+                     f"corpus MATTR-{window} (%)": 100 * float(corpus),
+                     "words per response": float(np.mean([r["words"] for s in per_seed for r in s]))})
+    df = pd.DataFrame(rows)
+    if len(df):
+        df["change vs first (%)"] = (df[f"MATTR-{window}"] / df[f"MATTR-{window}"].iloc[0] - 1) * 100
+    return df
+
+
+PERCENT_COLUMNS = ("ties", "reversed", "more correct")
 
 
 def to_markdown(df: pd.DataFrame, title: str, note: str = "") -> str:
@@ -115,7 +171,7 @@ def to_markdown(df: pd.DataFrame, title: str, note: str = "") -> str:
             if f"{c} low" in df.columns:
                 cells.append(fmt(r[c], r[f"{c} low"], r[f"{c} high"]))
             elif isinstance(r[c], float):
-                cells.append(f"{100 * r[c]:.1f}" if c in ("ties", "reversed") else f"{r[c]:.3f}")
+                cells.append(f"{100 * r[c]:.1f}" if c in PERCENT_COLUMNS else f"{r[c]:.2f}")
             else:
                 cells.append(str(r[c]))
         out.append("| " + " | ".join(cells) + " |")
@@ -139,7 +195,18 @@ def plot_main(df: pd.DataFrame):
     return fig
 
 
-def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg) -> None:
+def write_table(out_dir: Path, name: str, df: pd.DataFrame, title: str, note: str) -> None:
+    from .io import atomic_path
+
+    with atomic_path(out_dir / f"{name}.csv") as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6f")
+    with atomic_path(out_dir / f"{name}.md") as tmp:
+        tmp.write_text(to_markdown(df, title, note))
+
+
+def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, main_rows, ablations,
+                 diversity_sets) -> None:
+    """main: base + main_rows; one table per ablation; label accuracy; diversity (MATTR)."""
     from .io import atomic_path
     from .stages import save_figure
 
@@ -147,14 +214,22 @@ def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg) -> Non
     conf = int(round(100 * tcfg["confidence"]))
     note = (f"Mean over seeds, in percent, with a {conf}% hierarchical bootstrap interval "
             f"(seeds, then items; {tcfg['bootstrap_samples']} resamples).")
-    main = main_table(models, labels, tcfg)
-    labels_df = label_accuracy(pref_files, answers_path, tcfg)
-    for name, df, title in (("main", main, "Miniature benchmarks"),
-                            ("label_accuracy", labels_df, "Label accuracy of preference sets against ground truth")):
-        with atomic_path(out_dir / f"{name}.csv") as tmp:
-            df.to_csv(tmp, index=False, float_format="%.6f")
-        with atomic_path(out_dir / f"{name}.md") as tmp:
-            tmp.write_text(to_markdown(df, title, note))
+    main = main_table({m: models[m] for m in ["base", *main_rows]}, labels, tcfg)
+    write_table(out_dir, "main", main, "Miniature benchmarks", note)
     save_figure(plot_main(main), out_dir / "main.png")
+    for name, a in ablations.items():
+        df = main_table({m: models[m] for m in ["base", *a["runs"]]}, labels, tcfg)
+        write_table(out_dir, f"ablation_{name}", df, a["title"], note)
+    overall, by_groups = label_accuracy(pref_files, answers_path, tcfg)
+    write_table(out_dir, "label_accuracy", overall, "Label accuracy of preference sets against ground truth",
+                note + " Over every pair of responses in different groups; ties and reversed in percent.")
+    write_table(out_dir, "label_accuracy_by_group", by_groups,
+                "Ranked groups against ground truth, per pair of groups", "Shares of response pairs, in percent.")
+    window = tcfg.get("mattr_window", 50)
+    write_table(out_dir, "diversity", diversity(diversity_sets, window, tcfg),
+                f"Lexical diversity of sampled responses (MATTR-{window})",
+                note + f" MATTR over the words of each prompt's samples taken together (window {window}; "
+                "the type-token ratio when shorter).")
     with atomic_path(out_dir / "sources.json") as tmp:
-        tmp.write_text(json.dumps({"models": models, "preferences": pref_files}, indent=1, sort_keys=True))
+        tmp.write_text(json.dumps({"models": models, "preferences": pref_files, "diversity": diversity_sets},
+                                  indent=1, sort_keys=True))

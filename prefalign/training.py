@@ -1,8 +1,8 @@
 """LoRA preference training, independent of what the loss means.
 
-The loop scores chosen and rejected responses under the policy (adapter on) and the
+The loop scores the responses an objective selects under the policy (adapter on) and the
 reference (the same weights with the adapter disabled), hands the summed response
-log-probs to the configured objective, and logs loss, reward margin and pair accuracy.
+log-probs to the objective's loss, and logs its metrics.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import random
 import torch
 from tqdm import tqdm
 
-from .methods.records import chosen_rejected
-from .model import build_scoring_batch, sequence_logps
+from .methods.records import Objective
+from .model import group_scoring_batch, shared_prefix_token_logps
 
 # All linear layers of the language model; the vision tower and projector stay frozen.
 LLM_LINEAR_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -36,24 +36,33 @@ def cosine_with_warmup(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def pair_logps(model, processor, items, images, device) -> dict:
-    """Summed log-probs of chosen and rejected, policy and reference, in one batch each."""
-    chosen, rejected = zip(*(chosen_rejected(r) for r in items))
-    qs = [r["question"] for r in items]
-    batch = build_scoring_batch(processor, list(images) * 2, qs * 2,
-                                [c["text"] for c in chosen] + [r["text"] for r in rejected])
-    batch = {k: v.to(device) for k, v in batch.items()}
-    n = len(items)
-    policy = sequence_logps(model, batch)
+def score_groups(model, processor, items, groups, images, device) -> dict:
+    """Summed log-probs of every selected response, policy and reference, [B, Nmax].
+
+    Each item's image and prompt are encoded once and shared by all of its responses."""
+    texts = [[r["text"] for g in gs for r in g] for gs in groups]
+    batch = group_scoring_batch(processor, images, [r["question"] for r in items], texts)
+    policy_tok, mask = shared_prefix_token_logps(model, batch)
     with torch.no_grad(), model.disable_adapter():
-        ref = sequence_logps(model, batch)
-    return {"policy_chosen": policy[:n], "policy_rejected": policy[n:],
-            "ref_chosen": ref[:n], "ref_rejected": ref[n:]}
+        ref_tok, _ = shared_prefix_token_logps(model, batch)
+    counts = [len(t) for t in texts]
+    width = max(counts)
+
+    def per_item(x):  # [M] -> [B, Nmax], zero-padded
+        rows = torch.split(x, counts)
+        return torch.stack([torch.nn.functional.pad(r, (0, width - len(r))) for r in rows])
+    return {"policy": per_item(policy_tok.sum(-1)), "ref": per_item(ref_tok.sum(-1)),
+            "mask": per_item(torch.ones(sum(counts), device=policy_tok.device)).bool(),
+            "n_tokens": per_item(mask.sum(-1)),
+            "group_sizes": [tuple(len(g) for g in gs) for gs in groups]}
 
 
-def train_preferences(model, processor, records, load_image, objective, objective_cfg: dict,
+def train_preferences(model, processor, records, load_image, objective: Objective, objective_cfg: dict,
                       tcfg: dict, seed: int, device: str = "cpu"):
-    """Train the LoRA-wrapped `model` in place; returns per-step log rows."""
+    """Train the LoRA-wrapped `model` in place; returns per-step log rows.
+
+    Each step scores the groups the objective selects from each record (a pair for DPO,
+    all groups for MGP) and hands their log-probs to the objective's loss."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     order = []
@@ -75,8 +84,9 @@ def train_preferences(model, processor, records, load_image, objective, objectiv
     for step in tqdm(range(steps), desc="train", mininterval=5):
         idx = order[step * bs:(step + 1) * bs]
         items = [records[i] for i in idx]
-        logps = pair_logps(model, processor, items, [load_image(r) for r in items], device)
-        loss, metrics = objective(logps, objective_cfg)
+        scored = score_groups(model, processor, items, [objective.select(r) for r in items],
+                              [load_image(r) for r in items], device)
+        loss, metrics = objective.loss(scored, objective_cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if tcfg.get("max_grad_norm"):

@@ -29,6 +29,9 @@ POSITIONS_3x3 = (("top left", "top", "top right"), ("left", "center", "right"),
 NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 FAMILIES = ("exist", "colour", "count", "position", "cell", "text", "describe")
 DESCRIBE_QUESTION = "describe the image."
+# SMPRO's reasoning prompt (its Figure 2). The SFT split teaches the base model to answer
+# it with the short answer followed by the visual evidence, as instruction-tuned VLMs do.
+REASONING_PROMPT = "Answer the question and explain why?"
 
 # 3x5 bitmap digits, row-major, '#' = ink.
 _DIGITS = {
@@ -228,6 +231,44 @@ def questions_for(rng, scene: dict, spec: WorldSpec, popularity, families=FAMILI
     return qa
 
 
+def _object_phrase(o: dict, grid: int) -> str:
+    return f"there is a {o['size']} {o['colour']} {o['shape']} at the {position_name(o['cell'], grid)}."
+
+
+def explanation(qa: dict, scene: dict, spec: WorldSpec) -> str:
+    """The visual evidence for an answer, in the world's sentence forms."""
+    objs, fam, grid = scene["objects"], qa["family"], spec.grid
+    if fam == "exist":
+        colour, shape = qa["target"].split()
+        hits = [o for o in objs if (o["colour"], o["shape"]) == (colour, shape)]
+        return _object_phrase(hits[0], grid) if hits else f"there is no {colour} {shape} in the image."
+    if fam == "colour":
+        shape = qa["question"].split()[-1].rstrip("?")
+        o = next(o for o in objs if o["shape"] == shape)
+        return f"the {shape} at the {position_name(o['cell'], grid)} is {o['colour']}."
+    if fam == "count":
+        shape = next(s for s in SHAPES if _plural(s) in qa["question"])
+        hits = [o for o in objs if o["shape"] == shape]
+        return " ".join(_object_phrase(o, grid) for o in hits) or f"there are no {_plural(shape)} in the image."
+    if fam == "position":
+        return f"the {qa['question'][len('where is the '):-1]} is at the {qa['answer']}."
+    if fam == "cell":
+        where = qa["question"][len("what is at the "):-1]
+        hits = [o for o in objs if position_name(o["cell"], grid) == where]
+        if hits:
+            return _object_phrase(hits[0], grid)
+        return f"there is a sign at the {where}." if qa["answer"] == "a sign" else f"the {where} is empty."
+    if fam == "text":
+        return f"the sign at the {position_name(scene['sign']['cell'], grid)} reads {qa['answer']}."
+    raise ValueError(f"no explanation form for family {fam!r}")
+
+
+def reasoning_variant(qa: dict, scene: dict, spec: WorldSpec) -> dict:
+    """The same question with the reasoning prompt, answered 'answer. evidence'."""
+    return {**qa, "question": f"{qa['question']} {REASONING_PROMPT}",
+            "answer": f"{qa['answer']}. {explanation(qa, scene, spec)}"}
+
+
 def popularity_order(spec: WorldSpec) -> list[tuple[str, str]]:
     pc, ps = _zipf_probs(len(COLOURS), spec.zipf), _zipf_probs(len(SHAPES), spec.zipf)
     pairs = [((c, s), pc[i] * ps[j]) for i, c in enumerate(COLOURS) for j, s in enumerate(SHAPES)]
@@ -242,7 +283,8 @@ def png_bytes(img: Image.Image) -> bytes:
 
 # ---------------------------------------------------------------- answers and scoring
 
-_MENTION = re.compile(r"\b(" + "|".join(COLOURS) + r") (" + "|".join(SHAPES) + r")s?\b")
+# A colour-shape mention; "no red circle" is a negation, not a claim that one is present.
+_MENTION = re.compile(r"(?<!\bno )\b(" + "|".join(COLOURS) + r") (" + "|".join(SHAPES) + r")s?\b")
 
 
 def normalise_answer(text: str) -> str:
@@ -277,8 +319,9 @@ def hallucination_stats(text: str, scene: dict) -> dict:
 def correctness(family: str, prediction: str, answer: str, scene: dict | None = None) -> float:
     """A score in [0, 1] saying how correct a response is; used for label accuracy.
 
-    Short-answer families score exact match; descriptions score
-    recall * (1 - hallucination rate) against the scene graph."""
+    Descriptions score recall * (1 - hallucination rate) against the scene graph. Short
+    answers score exact match of the first sentence; an explanation after it (the
+    reasoning prompt's answers) multiplies that by (1 - its hallucination rate)."""
     if family == "describe":
         if scene is None:
             raise ValueError("describe answers need the scene graph")
@@ -286,9 +329,13 @@ def correctness(family: str, prediction: str, answer: str, scene: dict | None = 
         if st["mentions"] == 0:
             return 0.0
         return (st["recalled"] / max(st["objects"], 1)) * (1 - st["hallucinated"] / st["mentions"])
-    if family == "exist":
-        return float(yes_no(prediction) == answer)
-    return float(short_answer_correct(prediction, answer))
+    head, _, evidence = prediction.partition(".")
+    score = float(yes_no(head) == answer) if family == "exist" else float(short_answer_correct(head, answer))
+    if evidence.strip() and scene is not None:
+        st = hallucination_stats(evidence, scene)
+        if st["mentions"]:
+            score *= 1 - st["hallucinated"] / st["mentions"]
+    return score
 
 
 # ---------------------------------------------------------------- building splits
@@ -319,8 +366,17 @@ def generate_split(rng, spec: WorldSpec, n_images: int, prefix: str, image_dir: 
         yield name, scene, qas
 
 
+def with_reasoning_turns(rng, scene: dict, qas: list[dict], spec: WorldSpec, share: float) -> list[dict]:
+    """With probability `share`, add one short-answer question again with the reasoning prompt."""
+    short = [qa for qa in qas if qa["family"] != "describe"]
+    if short and rng.random() < share:
+        return qas + [reasoning_variant(short[int(rng.integers(len(short)))], scene, spec)]
+    return qas
+
+
 def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
-                n_eval: dict, pool_families=FAMILIES, progress: bool = True) -> dict:
+                n_eval: dict, pool_families=FAMILIES, reasoning_share: float = 0.25,
+                progress: bool = True) -> dict:
     """Write the whole world (images, SFT, prompt pool, evaluation sets) into out_dir.
 
     Each split draws from its own seeded stream, so changing one split's size leaves the
@@ -339,7 +395,9 @@ def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
         def stream(k):
             return np.random.default_rng([seed, k])
 
-        sft = [conversation_record(f"sft_{i:06d}", f"images/{name}", qas, True)
+        reasoning_rng = stream(2)  # its own stream: the SFT scenes stay as they were
+        sft = [conversation_record(f"sft_{i:06d}", f"images/{name}",
+                                   with_reasoning_turns(reasoning_rng, scene, qas, spec, reasoning_share), True)
                for i, (name, scene, qas) in enumerate(tqdm(
                    generate_split(stream(0), spec, n_sft, "sft", images, FAMILIES),
                    total=n_sft, desc="world: sft", disable=not progress))]

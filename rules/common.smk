@@ -34,6 +34,10 @@ def response_path(seed, pset, view, gen):
     return f"{R}/seed{seed}/responses/{pset}.{view}.{gen}.jsonl"
 
 
+def diversity_path(seed, d):
+    return response_path(seed, d["prompts"], d["view"], d["generation"])
+
+
 def preference_responses(wildcards):
     from prefalign.methods import method
 

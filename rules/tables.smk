@@ -5,16 +5,21 @@ rule tables:
         runs=[d for run in RUNS for d in eval_dirs(run)],
         prefs=expand(f"{R}/seed{{seed}}/preferences/{{prefset}}.jsonl", seed=SEEDS,
                      prefset=sorted({r["preferences"] for r in config["runs"].values()})),
+        diversity=[diversity_path(s, d) for d in config["tables"].get("diversity", []) for s in SEEDS],
         world=WORLD,
     output:
         main=f"{R}/tables/main.md",
         main_csv=f"{R}/tables/main.csv",
         labels=f"{R}/tables/label_accuracy.md",
         labels_csv=f"{R}/tables/label_accuracy.csv",
+        labels_by_group=f"{R}/tables/label_accuracy_by_group.md",
+        diversity=f"{R}/tables/diversity.md",
+        ablations=expand(f"{R}/tables/ablation_{{name}}.md", name=list(config.get("ablations", {}))),
         plot=f"{R}/tables/main.png",
         sources=f"{R}/tables/sources.json",
     params:
         runs=config["runs"],
+        ablations=config.get("ablations", {}),
         tables=config["tables"],
     conda:
         "../envs/prefalign.yaml"

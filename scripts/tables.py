@@ -4,13 +4,18 @@ from prefalign import stages
 from prefalign.tables import write_tables
 
 stages.setup(snakemake)
-runs = snakemake.params.runs
+runs, tcfg = snakemake.params.runs, snakemake.params.tables
 models, labels = {"base": [snakemake.input.base]}, {"base": "base"}
 prefs = {}
 for run, rcfg in runs.items():
     models[run] = [d for d in snakemake.input.runs if Path(d).name.startswith(f"{run}.seed")]
     labels[run] = rcfg.get("label", run)
     prefs[rcfg["preferences"]] = [f for f in snakemake.input.prefs if Path(f).stem == rcfg["preferences"]]
+n_seeds = len(snakemake.config["seeds"])
+diversity = {d["label"]: snakemake.input.diversity[k * n_seeds:(k + 1) * n_seeds]
+             for k, d in enumerate(tcfg.get("diversity", []))}
 write_tables(Path(snakemake.output.main).parent, models, labels, prefs,
-             Path(snakemake.input.world) / "pool_answers.json", snakemake.params.tables)
+             Path(snakemake.input.world) / "pool_answers.json", tcfg,
+             main_rows=[r for r, c in runs.items() if c.get("main_table", True)],
+             ablations=snakemake.params.ablations, diversity_sets=diversity)
 print(f"tables written to {Path(snakemake.output.main).parent}/")

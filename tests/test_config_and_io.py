@@ -30,6 +30,13 @@ def test_shipped_configs_validate():
     (lambda c: c["augmentations"]["noise500"].pop("step"), "augmentations.noise500"),
     (lambda c: c["runs"]["seva"].update(objective="nope"), "runs.seva.objective"),
     (lambda c: c["preference_sets"]["seva"].update(augmentation="nope"), "preference_sets.seva.augmentation"),
+    (lambda c: c["preference_sets"]["smpro"].pop("groups"), "preference_sets.smpro"),
+    (lambda c: c["preference_sets"]["smpro"]["groups"][1].update(per_view=4), "preference_sets.smpro.groups.1.per_view"),
+    (lambda c: c["preference_sets"]["smpro"]["groups"][2].update(views=["noise900"]), "preference_sets.smpro.groups.2.views"),
+    (lambda c: c["objectives"]["mgp"].pop("steepness"), "objectives.mgp"),
+    (lambda c: c["objectives"]["mgp"].update(swap="gumbel"), "objectives.mgp.swap"),
+    (lambda c: c["ablations"]["smpro_groups"]["runs"].append("nope"), "ablations.smpro_groups.runs"),
+    (lambda c: c["tables"]["diversity"][0].update(prompts="nope"), "tables.diversity.0.prompts"),
 ])
 def test_schema_errors_name_the_key(cfg, mutate, key):
     bad = copy.deepcopy(cfg)

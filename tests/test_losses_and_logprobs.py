@@ -13,10 +13,9 @@ def test_dpo_loss_against_hand_computation():
                             torch.tensor([-2.5]), beta=0.1)
     assert margin.item() == pytest.approx(1.5)
     assert loss.item() == pytest.approx(-math.log(1 / (1 + math.exp(-0.15))), rel=1e-6)
-    total, metrics = dpo_objective({"policy_chosen": torch.tensor([-1.0, 0.0]),
-                                    "policy_rejected": torch.tensor([-3.0, 0.0]),
-                                    "ref_chosen": torch.tensor([-2.0, 0.0]),
-                                    "ref_rejected": torch.tensor([-2.5, 1.0])}, {"beta": 0.1})
+    # rows are items, column 0 the chosen response, column 1 the rejected one
+    total, metrics = dpo_objective({"policy": torch.tensor([[-1.0, -3.0], [0.0, 0.0]]),
+                                    "ref": torch.tensor([[-2.0, -2.5], [0.0, 1.0]])}, {"beta": 0.1})
     expected = (-math.log(1 / (1 + math.exp(-0.15))) - math.log(1 / (1 + math.exp(-0.1)))) / 2
     assert total.item() == pytest.approx(expected, rel=1e-6)
     assert metrics["pair_accuracy"] == 1.0

@@ -28,3 +28,21 @@ def test_benchmark_aggregates():
 def test_markdown_renders_intervals_in_percent():
     df = pd.DataFrame([{"model": "base", "acc": 0.5, "acc low": 0.4, "acc high": 0.6}])
     assert "| base | 50.0 [40.0, 60.0] |" in to_markdown(df, "t")
+
+
+def test_mattr_by_hand():
+    from prefalign.tables import mattr
+
+    assert mattr("a b a c".split(), 50) == 3 / 4  # shorter than the window: TTR
+    # windows of 3 over a b a c a: {a,b}, {a,b,c}, {a,c} -> (2 + 3 + 2) / 9
+    assert mattr("a b a c a".split(), 3) == (2 / 3 + 3 / 3 + 2 / 3) / 3
+
+
+def test_ranked_pair_outcomes_cover_every_cross_group_pair():
+    from prefalign.tables import ranked_pair_outcomes
+
+    scene = {"objects": [{"shape": "circle", "colour": "red", "size": "small", "cell": 0}], "sign": None}
+    answers = {"p1": {"family": "colour", "answer": "red", "scene": scene}}
+    rec = {"id": "p1#0", "groups": [[{"text": "red"}, {"text": "blue"}], [{"text": "blue"}], [{"text": "red"}]]}
+    out = list(ranked_pair_outcomes(rec, answers))
+    assert out == [(0, 1, 1), (0, 1, 0), (0, 2, 0), (0, 2, -1), (1, 2, -1)]

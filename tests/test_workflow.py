@@ -1,4 +1,5 @@
 """End to end: the whole DAG on the micro config through snakemake, in a temp dir."""
+import json
 import os
 import subprocess
 import sys
@@ -43,10 +44,26 @@ def test_micro_dag_end_to_end(tmp_path):
                 "seed1/preferences/seva.jsonl", "seed1/preferences/seva.stats.json",
                 "seed1/train/seva/adapter/adapter_config.json", "seed1/train/seva/log.csv",
                 "seed1/train/seva/curves.png", "eval/base/results.json", "eval/seva.seed1/samples.jsonl",
-                "tables/main.md", "tables/main.png", "tables/label_accuracy.md"]:
+                "tables/main.md", "tables/main.png", "tables/label_accuracy.md",
+                "seed1/responses/smpro.noise800.sample2.jsonl", "seed1/preferences/smpro_2groups.jsonl",
+                "seed1/train/smpro/adapter/adapter_config.json", "eval/smpro_2groups.seed1/samples.jsonl",
+                "tables/ablation_smpro_groups.md", "tables/label_accuracy_by_group.md", "tables/diversity.md"]:
         assert (results / rel).exists(), rel
     main = pd.read_csv(results / "tables" / "main.csv")
-    assert list(main.model) == ["base", "SeVa (DPO on SeVa pairs)"]
+    assert list(main.model) == ["base", "SeVa (DPO on SeVa pairs)", "SMPRO"]  # ablation-only runs stay out
+    ablation = pd.read_csv(results / "tables" / "ablation_smpro_groups.csv")
+    assert list(ablation.model) == ["base", "SMPRO", "SMPRO two groups"]
+    by_group = pd.read_csv(results / "tables" / "label_accuracy_by_group.csv")
+    smpro = by_group[by_group["preference set"] == "smpro"]
+    assert list(smpro.groups) == ["G1 > G2", "G1 > G3", "G2 > G3"]
+    assert list(smpro.pairs) == [12 * 2 * 1, 12 * 2 * 2, 12 * 1 * 2]
+    diversity = pd.read_csv(results / "tables" / "diversity.csv")
+    assert list(diversity.responses) == ["plain prompt", "reasoning prompt"]
+    assert diversity["MATTR-50"].between(0, 1).all()
+    prompts = [json.loads(x) for x in (results / "seed1/prompts/smpro.jsonl").read_text().splitlines()]
+    plain = [json.loads(x) for x in (results / "seed1/prompts/smpro_plain.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in prompts] == [p["id"] for p in plain]
+    assert all(p["question"] == q["question"] + " Answer the question and explain why?" for p, q in zip(prompts, plain))
     for col in ["POPE acc", "POPE F1", "VQA EM", "CHAIR_i (lower better)", "Object recall"]:
         assert main[col].between(0, 1).all() and (main[col + " low"] <= main[col]).all()
     labels = pd.read_csv(results / "tables" / "label_accuracy.csv")

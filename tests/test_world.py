@@ -4,6 +4,9 @@ import json
 import numpy as np
 import pandas as pd
 
+from prefalign import world as W
+from prefalign.data import load_conversations
+
 from prefalign.world import (COLOURS, WorldSpec, _ink, build_world, correctness, describe,
                              hallucination_stats, questions_for, popularity_order, render, sample_scene)
 
@@ -87,3 +90,32 @@ def test_chair_counts_hallucinated_objects():
     assert correctness("describe", "there is a red circle. there is a blue square.", "", scene) == 0.5
     assert describe(scene, 3) == "there is a small red circle at the top left."
     assert set(COLOURS) >= {"red", "blue"}
+
+
+def test_reasoning_answers_are_graded_on_answer_and_evidence():
+    spec = W.WorldSpec()
+    scene = {"objects": [{"shape": "circle", "colour": "red", "size": "small", "cell": 0},
+                         {"shape": "square", "colour": "blue", "size": "large", "cell": 4}], "sign": None}
+    qa = {"family": "colour", "question": "what colour is the circle?", "answer": "red"}
+    r = W.reasoning_variant(qa, scene, spec)
+    assert r["question"] == "what colour is the circle? Answer the question and explain why?"
+    assert r["answer"] == "red. the circle at the top left is red."
+    assert W.correctness("colour", r["answer"], "red", scene) == 1.0
+    assert W.correctness("colour", "blue. the circle at the top left is blue.", "red", scene) == 0.0
+    # right answer, half the evidence hallucinated
+    assert W.correctness("colour", "red. there is a red circle at the top left. there is a green cross at the top.",
+                         "red", scene) == 0.5
+    absent = {"family": "exist", "question": "is there a green cross in the image?", "answer": "no",
+              "target": "green cross"}
+    no = W.reasoning_variant(absent, scene, spec)["answer"]
+    assert no == "no. there is no green cross in the image."
+    assert W.correctness("exist", no, "no", scene) == 1.0  # a negated mention is not a hallucination
+    count = {"family": "count", "question": "how many squares are there?", "answer": "one"}
+    assert W.reasoning_variant(count, scene, spec)["answer"] == "one. there is a large blue square at the center."
+
+
+def test_sft_split_teaches_the_reasoning_prompt(small_world):
+    turns = [t for c in load_conversations(small_world / "sft.json", require_answers=True) for t in c.turns]
+    reasoning = [t for t in turns if W.REASONING_PROMPT in t.question]
+    assert 0 < len(reasoning) < len(turns)
+    assert all(t.question.endswith(" " + W.REASONING_PROMPT) and ". " in t.answer for t in reasoning)

@@ -1,13 +1,14 @@
 """Preference-construction methods and training objectives, one module per paper.
 
 A method module exposes `NAME`, `needs(pref_cfg)` (the response views it samples) and
-`build(prompts, responses, pref_cfg)`; an objective is a short pure loss function
-registered in `OBJECTIVES`. Adding a paper touches one new module plus config.
+`build(prompts, responses, pref_cfg)`; an objective (`records.Objective`) pairs a short
+pure loss function with the ranked groups of a record it scores. Adding a paper touches
+one new module plus config.
 """
-from . import dpo, seva
+from . import dpo, seva, smpro
 
-METHODS = {seva.NAME: seva}
-OBJECTIVES = {"dpo": dpo.dpo_objective}
+METHODS = {m.NAME: m for m in (seva, smpro)}
+OBJECTIVES = {"dpo": dpo.OBJECTIVE, "mgp": smpro.OBJECTIVE}
 
 
 def method(name: str):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .records import Objective, pair_groups
+
 
 def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: float):
     """Per-pair DPO loss from summed response log-probs; also returns the reward margin."""
@@ -14,9 +16,12 @@ def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: flo
     return -F.logsigmoid(beta * margin), margin
 
 
-def dpo_objective(logps: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
-    """Objective interface: `logps` holds summed log-probs of chosen/rejected under both models."""
-    losses, margin = dpo_loss(logps["policy_chosen"], logps["policy_rejected"],
-                              logps["ref_chosen"], logps["ref_rejected"], cfg["beta"])
+def dpo_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
+    """Objective interface: response 0 of each item is the chosen one, response 1 the rejected."""
+    policy, ref = scored["policy"], scored["ref"]
+    losses, margin = dpo_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], cfg["beta"])
     return losses.mean(), {"reward_margin": margin.mean().item(),
                            "pair_accuracy": (margin > 0).float().mean().item()}
+
+
+OBJECTIVE = Objective(select=pair_groups, loss=dpo_objective)

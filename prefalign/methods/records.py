@@ -9,6 +9,9 @@ A SeVa pair is two groups of one; SMPRO has three groups of three; ConSR ranks f
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 from ..io import RecordError, require
 
 
@@ -36,3 +39,23 @@ def validate_record(rec: dict, path, line) -> dict:
 def chosen_rejected(rec: dict) -> tuple[dict, dict]:
     """The pair a pairwise objective trains on: best of the top group vs the bottom group."""
     return rec["groups"][0][0], rec["groups"][-1][0]
+
+
+def pair_groups(rec: dict) -> list[list[dict]]:
+    chosen, rejected = chosen_rejected(rec)
+    return [[chosen], [rejected]]
+
+
+def all_groups(rec: dict) -> list[list[dict]]:
+    return rec["groups"]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A training objective: which ranked groups of a record it scores, and its loss.
+
+    `loss(scored, cfg) -> (scalar, metrics)` receives, for a batch of B items,
+    `policy` and `ref` [B, Nmax] summed response log-probs (responses in group order,
+    best group first, zero-padded), `mask` [B, Nmax] and `group_sizes` (one tuple per item)."""
+    select: Callable[[dict], list[list[dict]]]
+    loss: Callable[[dict, dict], tuple]
