@@ -1,12 +1,17 @@
 # prefalign: SeVa, SMPRO, ConSR and ASPO side by side.
 # DAG: make_world -> train_base_model -> sample_prompts -> augment -> sample_responses
-#      -> build_preferences -> train -> evaluate -> tables
+#      -> build_preferences (ASPO: + train_clip) -> train -> evaluate -> tables
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The default config unless another full config is given (--configfile): Snakemake would
+# otherwise merge the two, so a small test config would inherit the default's runs.
+if "world" not in config:
+
+    configfile: "config.yaml"
+
 
 
 validate(config, "prefalign/schemas/config.schema.yaml")
@@ -17,6 +22,7 @@ include: "rules/make_world.smk"
 include: "rules/train_base_model.smk"
 include: "rules/sample_prompts.smk"
 include: "rules/augment.smk"
+include: "rules/train_clip.smk"
 include: "rules/sample_responses.smk"
 include: "rules/build_preferences.smk"
 include: "rules/train.smk"

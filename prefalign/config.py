@@ -36,6 +36,10 @@ def validate_config(cfg: dict) -> dict:
             ref("augmentation", p["augmentation"], f"preference_sets.{name}.augmentation", "augmentations")
         elif p["method"] == "seva":
             raise ConfigError(f"config key 'preference_sets.{name}.augmentation': seva needs an augmentation")
+        if "clip" in p:
+            if p["clip"] not in cfg.get("clip_models", {}):
+                raise ConfigError(f"config key 'preference_sets.{name}.clip': unknown clip model '{p['clip']}' "
+                                  f"(defined: {sorted(cfg.get('clip_models', {}))})")
         samples = cfg["generation"][p["generation"]].get("num_return_sequences", 1)
         for g, group in enumerate(p.get("groups", [])):
             for view in group["views"]:
@@ -49,6 +53,13 @@ def validate_config(cfg: dict) -> dict:
         ref("preference set", r["preferences"], f"runs.{name}.preferences", "preference_sets")
         ref("objective", r["objective"], f"runs.{name}.objective", "objectives")
         ref("training setting", r["training"], f"runs.{name}.training", "training")
+        if cfg["objectives"][r["objective"]]["loss"] == "aspo" and \
+                cfg["preference_sets"][r["preferences"]]["method"] != "aspo":
+            raise ConfigError(f"config key 'runs.{name}.preferences': the aspo loss needs a preference set "
+                              "built by method aspo (it reads the stored sentence units)")
+        extra = sorted(set(r.get("seeds", [])) - set(cfg["seeds"]))
+        if extra:
+            raise ConfigError(f"config key 'runs.{name}.seeds': {extra} not among the top-level seeds")
     for name, a in cfg.get("ablations", {}).items():
         for run in a["runs"]:
             ref("run", run, f"ablations.{name}.runs", "runs")

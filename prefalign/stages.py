@@ -240,7 +240,8 @@ def sample_responses(prompts_path, model_dir, manifest_path, out_path, view_name
 
 # ---------------------------------------------------------------- build_preferences
 
-def build_preferences(prompts_path, response_paths: dict, out_path, stats_path, pref_cfg: dict) -> None:
+def build_preferences(prompts_path, response_paths: dict, out_path, stats_path, pref_cfg: dict,
+                      model_dir=None, clip_dir=None, clip_cfg=None, device: str = "cpu", dtype: str = "float32") -> None:
     from .methods import method
     from .methods.records import validate_record
 
@@ -257,12 +258,62 @@ def build_preferences(prompts_path, response_paths: dict, out_path, stats_path, 
         missing = [p["id"] for p in prompts if p["id"] not in responses[key]]
         if missing:
             raise RecordError(path, missing[0], "id", f"no responses for {len(missing)} prompt(s)")
-    records, stats = method(pref_cfg["method"]).build(prompts, responses, pref_cfg)
+
+    def load_base():
+        from .model import load_model
+        return load_model(model_dir, dtype=dtype, device=device)
+
+    def load_scorer():
+        from .clip_similarity import load_clip
+        return load_clip(clip_cfg, clip_dir)
+
+    resources = {"model": load_base, "clip": load_scorer,
+                 "load_image": lambda r: open_image("", r["image"], prompts_path, r["id"])}
+    records, stats = method(pref_cfg["method"]).build(prompts, responses, pref_cfg, resources)
     for i, r in enumerate(records):
         validate_record(r, out_path, i)
     write_jsonl(out_path, records)
     write_json(stats_path, stats)
     log.info("preferences %s: %s", out_path, stats)
+
+
+# ---------------------------------------------------------------- train_clip
+
+def world_sentences(world_dir) -> list[tuple[str, str]]:
+    """(image, sentence true of it): description sentences and reasoning evidence of the SFT split."""
+    from .methods.aspo import sentence_char_starts
+
+    pairs = []
+    for c in load_conversations(Path(world_dir) / "sft.json", require_answers=True):
+        for t in c.turns:
+            if t.question == W.DESCRIBE_QUESTION:
+                text = t.answer
+            elif W.REASONING_PROMPT in t.question:
+                text = t.answer.partition(". ")[2]  # the evidence, not the short answer
+            else:
+                continue
+            starts = sentence_char_starts(text) + [len(text)]
+            pairs += [(c.image, text[a:b].strip()) for a, b in zip(starts, starts[1:]) if text[a:b].strip()]
+    return pairs
+
+
+def train_clip(world_dir, out_dir, log_csv, ccfg: dict) -> None:
+    """The miniature's open_clip model, trained on 90% of the SFT images' sentences; the
+    log's last row holds retrieval accuracy on the other 10%."""
+    from .clip_similarity import load_clip, retrieval_accuracy, train_world_clip
+
+    pairs = world_sentences(world_dir)
+    images = sorted({i for i, _ in pairs})
+    held = set(images[int(0.9 * len(images)):])
+
+    def load(name):
+        return open_image(world_dir, name, Path(world_dir) / "sft.json", name)
+
+    with atomic_path(out_dir) as tmp:
+        rows = train_world_clip([p for p in pairs if p[0] not in held], load, tmp, ccfg, ccfg["seed"])
+        acc = retrieval_accuracy(load_clip(ccfg, tmp), [p for p in pairs if p[0] in held][:400], load)
+    log.info("world CLIP: held-out retrieval accuracy %.3f", acc)
+    write_csv(log_csv, rows + [{"step": "held_out_retrieval_accuracy", "loss": acc}])
 
 
 # ---------------------------------------------------------------- train

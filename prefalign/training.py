@@ -37,7 +37,8 @@ def cosine_with_warmup(step: int, total: int, warmup: int) -> float:
 
 
 def score_groups(model, processor, items, groups, images, device) -> dict:
-    """Summed log-probs of every selected response, policy and reference, [B, Nmax].
+    """Log-probs of every selected response, policy and reference: summed [B, Nmax] and per
+    token [B, Nmax, T], with the records themselves (for per-response extras such as units).
 
     Each item's image and prompt are encoded once and shared by all of its responses."""
     texts = [[r["text"] for g in gs for r in g] for gs in groups]
@@ -48,13 +49,14 @@ def score_groups(model, processor, items, groups, images, device) -> dict:
     counts = [len(t) for t in texts]
     width = max(counts)
 
-    def per_item(x):  # [M] -> [B, Nmax], zero-padded
+    def per_item(x):  # [M, ...] -> [B, Nmax, ...], zero-padded
         rows = torch.split(x, counts)
-        return torch.stack([torch.nn.functional.pad(r, (0, width - len(r))) for r in rows])
+        return torch.stack([torch.cat([r, r.new_zeros((width - len(r), *r.shape[1:]))]) for r in rows])
     return {"policy": per_item(policy_tok.sum(-1)), "ref": per_item(ref_tok.sum(-1)),
             "mask": per_item(torch.ones(sum(counts), device=policy_tok.device)).bool(),
             "n_tokens": per_item(mask.sum(-1)),
-            "group_sizes": [tuple(len(g) for g in gs) for gs in groups]}
+            "policy_tokens": per_item(policy_tok), "ref_tokens": per_item(ref_tok), "token_mask": per_item(mask),
+            "group_sizes": [tuple(len(g) for g in gs) for gs in groups], "records": items}
 
 
 def train_preferences(model, processor, records, load_image, objective: Objective, objective_cfg: dict,

@@ -2,12 +2,16 @@ rule build_preferences:
     """Turn responses into ranked preference records with the configured method."""
     input:
         unpack(preference_responses),
+        unpack(preference_models),
         prompts=lambda wc: f"{R}/seed{wc.seed}/prompts/{config['preference_sets'][wc.prefset]['prompts']}.jsonl",
     output:
         prefs=f"{R}/seed{{seed}}/preferences/{{prefset}}.jsonl",
         stats=f"{R}/seed{{seed}}/preferences/{{prefset}}.stats.json",
     params:
         pref=lambda wc: config["preference_sets"][wc.prefset],
+        clip=lambda wc: config.get("clip_models", {}).get(config["preference_sets"][wc.prefset].get("clip")),
+        device=config["device"],
+        dtype=config["dtype"],
     conda:
         "../envs/prefalign.yaml"
     log:

@@ -16,6 +16,7 @@ wildcard_constraints:
     gen=r"[A-Za-z0-9_\-]+",
     prefset=r"[A-Za-z0-9_\-]+",
     run=r"[A-Za-z0-9_\-]+",
+    clip=r"[A-Za-z0-9_\-]+",
     aug=r"[A-Za-z0-9_\-]+",
 
 
@@ -48,6 +49,22 @@ def preference_responses(wildcards):
     }
 
 
+def preference_models(wildcards):
+    """The models a method needs to build its preferences (ASPO: base model and CLIP)."""
+    from prefalign.methods import method
+
+    p = config["preference_sets"][wildcards.prefset]
+    wanted = getattr(method(p["method"]), "MODELS", ())
+    models = {"model": base_model_dir()} if "base" in wanted else {}
+    if "clip" in wanted and config["clip_models"][p["clip"]]["kind"] == "train_world":
+        models["clip"] = f"{R}/clip/{p['clip']}/model"
+    return models
+
+
+def run_seeds(run):
+    return config["runs"][run].get("seeds", SEEDS)
+
+
 def augment_manifest(wildcards):
     if wildcards.view == "clean":
         return []
@@ -55,4 +72,4 @@ def augment_manifest(wildcards):
 
 
 def eval_dirs(run):
-    return [f"{R}/eval/{run}.seed{s}" for s in SEEDS]
+    return [f"{R}/eval/{run}.seed{s}" for s in run_seeds(run)]

@@ -3,8 +3,8 @@ rule tables:
     input:
         base=f"{R}/eval/base",
         runs=[d for run in RUNS for d in eval_dirs(run)],
-        prefs=expand(f"{R}/seed{{seed}}/preferences/{{prefset}}.jsonl", seed=SEEDS,
-                     prefset=sorted({r["preferences"] for r in config["runs"].values()})),
+        prefs=sorted({f"{R}/seed{s}/preferences/{r['preferences']}.jsonl"
+                      for run, r in config["runs"].items() for s in run_seeds(run)}),
         diversity=[diversity_path(s, d) for d in config["tables"].get("diversity", []) for s in SEEDS],
         world=WORLD,
     output:

@@ -37,6 +37,11 @@ def test_shipped_configs_validate():
     (lambda c: c["objectives"]["mgp"].update(swap="gumbel"), "objectives.mgp.swap"),
     (lambda c: c["ablations"]["smpro_groups"]["runs"].append("nope"), "ablations.smpro_groups.runs"),
     (lambda c: c["tables"]["diversity"][0].update(prompts="nope"), "tables.diversity.0.prompts"),
+    (lambda c: c["runs"]["seva"].update(objective="aspo"), "runs.seva.preferences"),
+    (lambda c: c["preference_sets"]["aspo"].update(clip="nope"), "preference_sets.aspo.clip"),
+    (lambda c: c["preference_sets"]["aspo"].update(level="paragraph"), "preference_sets.aspo.level"),
+    (lambda c: c["runs"]["aspo_token"].update(seeds=[7]), "runs.aspo_token.seeds"),
+    (lambda c: c["clip_models"]["world"].pop("architecture"), "clip_models.world"),
 ])
 def test_schema_errors_name_the_key(cfg, mutate, key):
     bad = copy.deepcopy(cfg)

@@ -47,10 +47,15 @@ def test_micro_dag_end_to_end(tmp_path):
                 "tables/main.md", "tables/main.png", "tables/label_accuracy.md",
                 "seed1/responses/smpro.noise800.sample2.jsonl", "seed1/preferences/smpro_2groups.jsonl",
                 "seed1/train/smpro/adapter/adapter_config.json", "eval/smpro_2groups.seed1/samples.jsonl",
-                "tables/ablation_smpro_groups.md", "tables/label_accuracy_by_group.md", "tables/diversity.md"]:
+                "tables/ablation_smpro_groups.md", "tables/label_accuracy_by_group.md", "tables/diversity.md",
+                "clip/world/model/model.pt", "clip/world/log.csv", "seed1/preferences/aspo.jsonl",
+                "eval/aspo.seed1/samples.jsonl"]:
         assert (results / rel).exists(), rel
     main = pd.read_csv(results / "tables" / "main.csv")
-    assert list(main.model) == ["base", "SeVa (DPO on SeVa pairs)", "SMPRO"]  # ablation-only runs stay out
+    assert list(main.model) == ["base", "SeVa (DPO on SeVa pairs)", "SMPRO", "ASPO"]  # ablation-only runs stay out
+    aspo = [json.loads(x) for x in (results / "seed1/preferences/aspo.jsonl").read_text().splitlines()]
+    units = aspo[0]["groups"][0][0]["units"]
+    assert len(units["texts"]) == len(units["similarity"]) == len(units["perplexity"]) >= 1
     ablation = pd.read_csv(results / "tables" / "ablation_smpro_groups.csv")
     assert list(ablation.model) == ["base", "SMPRO", "SMPRO two groups"]
     by_group = pd.read_csv(results / "tables" / "label_accuracy_by_group.csv")

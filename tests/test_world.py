@@ -119,3 +119,15 @@ def test_sft_split_teaches_the_reasoning_prompt(small_world):
     reasoning = [t for t in turns if W.REASONING_PROMPT in t.question]
     assert 0 < len(reasoning) < len(turns)
     assert all(t.question.endswith(" " + W.REASONING_PROMPT) and ". " in t.answer for t in reasoning)
+
+
+def test_world_sentences_for_clip_are_true_of_their_image(small_world):
+    from prefalign.stages import world_sentences
+
+    pairs = world_sentences(small_world)
+    assert pairs and all(s.endswith(".") and s[0].islower() for _, s in pairs)
+    sft = {c.image: c for c in load_conversations(small_world / "sft.json", require_answers=True)}
+    for image, sentence in pairs[:50]:
+        description = next(t.answer for t in sft[image].turns if t.question == W.DESCRIBE_QUESTION)
+        evidence = " ".join(t.answer for t in sft[image].turns if W.REASONING_PROMPT in t.question)
+        assert sentence in description or sentence in evidence

@@ -1,14 +1,15 @@
 """Preference-construction methods and training objectives, one module per paper.
 
-A method module exposes `NAME`, `needs(pref_cfg)` (the response views it samples) and
-`build(prompts, responses, pref_cfg)`; an objective (`records.Objective`) pairs a short
+A method module exposes `NAME`, `needs(pref_cfg)` (the response views it samples),
+`build(prompts, responses, pref_cfg, resources)` and optionally `MODELS` (what `resources`
+must offer: "base" the base model, "clip" the image-text scorer); an objective (`records.Objective`) pairs a short
 pure loss function with the ranked groups of a record it scores. Adding a paper touches
 one new module plus config.
 """
-from . import dpo, seva, smpro
+from . import aspo, dpo, seva, smpro
 
-METHODS = {m.NAME: m for m in (seva, smpro)}
-OBJECTIVES = {"dpo": dpo.OBJECTIVE, "mgp": smpro.OBJECTIVE}
+METHODS = {m.NAME: m for m in (seva, smpro, aspo)}
+OBJECTIVES = {"dpo": dpo.OBJECTIVE, "mgp": smpro.OBJECTIVE, "aspo": aspo.OBJECTIVE}
 
 
 def method(name: str):

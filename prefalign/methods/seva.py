@@ -28,6 +28,6 @@ def build_seva_pairs(prompts: list[dict], clean: dict, augmented: dict, aug_name
     return records, {"prompts": len(prompts), "kept": len(records), "dropped_identical": identical}
 
 
-def build(prompts, responses, pref_cfg):
+def build(prompts, responses, pref_cfg, resources=None):
     view, gen = pref_cfg["augmentation"], pref_cfg["generation"]
     return build_seva_pairs(prompts, responses[("clean", gen)], responses[(view, gen)], view)

@@ -147,5 +147,5 @@ def build_smpro_groups(prompts: list[dict], responses: dict, groups_cfg: list[di
                      "all_responses_identical": all_identical}
 
 
-def build(prompts, responses, pref_cfg):
+def build(prompts, responses, pref_cfg, resources=None):
     return build_smpro_groups(prompts, responses, pref_cfg["groups"], pref_cfg["generation"])

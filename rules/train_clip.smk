@@ -1,0 +1,18 @@
+rule train_clip:
+    """The miniature's open_clip model for ASPO's image-text similarity, trained on world sentences."""
+    input:
+        world=WORLD,
+    output:
+        model=directory(f"{R}/clip/{{clip}}/model"),
+        log=f"{R}/clip/{{clip}}/log.csv",
+    params:
+        clip=lambda wc: config["clip_models"][wc.clip],
+    threads: 2
+    conda:
+        "../envs/prefalign.yaml"
+    log:
+        f"{R}/logs/train_clip.{{clip}}.log",
+    benchmark:
+        f"{R}/benchmarks/train_clip.{{clip}}.tsv",
+    script:
+        "../scripts/train_clip.py"
