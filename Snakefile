@@ -8,7 +8,7 @@ min_version("9.0")
 
 # The default config unless another full config is given (--configfile): Snakemake would
 # otherwise merge the two, so a small test config would inherit the default's runs.
-if "world" not in config:
+if "runs" not in config:
 
     configfile: "config.yaml"
 

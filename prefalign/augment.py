@@ -107,11 +107,27 @@ def augment_image(img: Image.Image, spec: AugmentSpec, seed: int) -> Image.Image
         torch.random.set_rng_state(torch_state)
 
 
-def augment_pixel_values(pixel_values: torch.Tensor, spec: AugmentSpec, seeds: list[int]) -> torch.Tensor:
-    """Apply tensor-space noise row by row, each row with its own seed."""
+def split_images(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """The processor's tensor, one piece per image.
+
+    LLaVA-1.5 gives one row per image, OneVision one row of anyres crops per image; Qwen2-VL
+    flattens the patches of all images into one tensor, t*h*w rows per image (image_grid_thw)."""
+    if image_grid_thw is None:
+        return list(pixel_values)
+    return list(torch.split(pixel_values, image_grid_thw.prod(-1).tolist()))
+
+
+def join_images(parts: list[torch.Tensor], image_grid_thw: torch.Tensor | None = None) -> torch.Tensor:
+    return torch.stack(parts) if image_grid_thw is None else torch.cat(parts)
+
+
+def augment_pixel_values(pixel_values: torch.Tensor, spec: AugmentSpec, seeds: list[int],
+                         image_grid_thw: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply tensor-space noise image by image, each image with its own seed."""
     if not spec.acts_on_tensor:
         return pixel_values
-    return torch.stack([add_diffusion_noise(pv, spec.step, s) for pv, s in zip(pixel_values, seeds)])
+    parts = split_images(pixel_values, image_grid_thw)
+    return join_images([add_diffusion_noise(pv, spec.step, s) for pv, s in zip(parts, seeds)], image_grid_thw)
 
 
 class View:
@@ -136,7 +152,7 @@ class View:
         if self.spec is None or not self.spec.acts_on_tensor:
             return None
         seeds = self.seeds(item_ids)
-        return lambda pv: augment_pixel_values(pv, self.spec, seeds)
+        return lambda pv, grid=None: augment_pixel_values(pv, self.spec, seeds, grid)
 
 
 def tensor_digest(x: torch.Tensor) -> str:

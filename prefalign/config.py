@@ -1,6 +1,7 @@
 """Config validation: the JSON schema, plus the cross-references a schema cannot express."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -24,6 +25,7 @@ def validate_config(cfg: dict) -> dict:
         raise ConfigError(f"config key '{key}': {e.message}")
     cfg.setdefault("device", "cpu")
     cfg.setdefault("dtype", "float32")
+    expand_paths(cfg)
 
     def ref(kind, name, where, pool):
         if name not in cfg[pool]:
@@ -68,14 +70,50 @@ def validate_config(cfg: dict) -> dict:
         ref("generation", d["generation"], f"tables.diversity.{k}.generation", "generation")
         if d["view"] != "clean":
             ref("augmentation", d["view"], f"tables.diversity.{k}.view", "augmentations")
+    rep = cfg["tables"].get("reported")
+    if rep:
+        paper = yaml.safe_load((Path(__file__).parent / "reported.yaml").read_text())[rep["paper"]]
+        for mine, theirs in rep["rows"].items():
+            if mine != "base" and mine not in cfg["runs"]:
+                raise ConfigError(f"config key 'tables.reported.rows.{mine}': not 'base' nor a run")
+            if theirs not in paper["rows"]:
+                raise ConfigError(f"config key 'tables.reported.rows.{mine}': '{theirs}' is not a reported row "
+                                  f"of {rep['paper']} (rows: {sorted(paper['rows'])})")
     if "base" in cfg["runs"]:
         raise ConfigError("config key 'runs.base': the name 'base' is reserved for the base model")
     bm = cfg["base_model"]
+    needs_world = (bm["kind"] == "tiny_llava"
+                   or any("{world}" in p["source"]["path"] for p in cfg["prompt_sets"].values())
+                   or any(t.startswith("prefalign_") for t in cfg["evaluation"]["tasks"]))
+    if needs_world and "world" not in cfg:
+        raise ConfigError("config key 'world': required by the tiny base model, a '{world}' prompt "
+                          "source or a prefalign_* benchmark")
     if bm["kind"] == "pretrained" and not bm.get("path"):
         raise ConfigError("config key 'base_model.path': required when base_model.kind is 'pretrained'")
     if bm["kind"] == "tiny_llava" and not ("tiny" in bm and "sft" in bm):
         raise ConfigError("config key 'base_model.tiny': tiny_llava needs 'tiny' and 'sft' sections")
     return cfg
+
+
+def path_keys(cfg: dict):
+    """(key path, container, field) of every config value that is a file system path."""
+    yield "base_model.path", cfg["base_model"], "path"
+    for name, p in cfg["prompt_sets"].items():
+        for f in ("path", "image_root"):
+            yield f"prompt_sets.{name}.source.{f}", p["source"], f
+    for name, c in cfg.get("clip_models", {}).items():
+        yield f"clip_models.{name}.pretrained", c, "pretrained"
+
+
+def expand_paths(cfg: dict) -> None:
+    """Expand $VARS in paths (e.g. ${PREFALIGN_DATA}); an unset variable names the key."""
+    for key, holder, field in path_keys(cfg):
+        value = holder.get(field)
+        if isinstance(value, str) and "$" in value:
+            expanded = os.path.expandvars(value)
+            if "$" in expanded:
+                raise ConfigError(f"config key '{key}': unset environment variable in {value!r}")
+            holder[field] = expanded
 
 
 def load_config(path) -> dict:

@@ -7,17 +7,22 @@ adapter is attached to the lmms-eval model after loading, so no merge step is ne
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 from pathlib import Path
 
+import yaml
+
+log = logging.getLogger("prefalign")
 TASK_TEMPLATES = Path(__file__).parent / "lmms_tasks"
 
 
 def write_task_dir(dest: Path, data_dir: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(TASK_TEMPLATES / "utils.py", dest / "utils.py")
-    for yaml in TASK_TEMPLATES.glob("*.yaml"):
-        (dest / yaml.name).write_text(yaml.read_text().replace("__DATA__", str(data_dir.resolve())))
+    for template in TASK_TEMPLATES.glob("*.yaml"):
+        (dest / template.name).write_text(template.read_text().replace("__DATA__", str(data_dir.resolve())))
     return dest
 
 
@@ -46,7 +51,9 @@ def run_lmms_eval(model_path: str, adapter: str | None, tasks: list[str], task_d
         from peft import PeftModel
 
         lm._model = PeftModel.from_pretrained(lm._model, adapter).eval()
-    manager = TaskManager(include_path=str(task_dir), include_defaults=False, model_name=model_name)
+    # The miniature's tasks come from task_dir; the papers' benchmarks from lmms-eval's registry.
+    manager = TaskManager(include_path=str(task_dir) if task_dir else None,
+                          include_defaults=any(not t.startswith("prefalign_") for t in tasks), model_name=model_name)
     out = simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=limit,
                           log_samples=True, batch_size=1, device=device)
     samples = {}
@@ -54,19 +61,44 @@ def run_lmms_eval(model_path: str, adapter: str | None, tasks: list[str], task_d
         samples[task] = []
         for row in rows:
             # process_results rows are the dict-valued entries beside the document itself
-            first = next(v for k, v in row.items() if k != "doc" and isinstance(v, dict) and "id" in v)
+            metrics = {k: v for k, v in row.items() if k != "doc" and isinstance(v, dict)}
+            first = next((v for v in metrics.values() if "id" in v), None)
+            if first is None:  # a registry task: keep its metric values per document
+                first = {"id": str(row.get("doc_id")), **{k: _jsonable(v) for k, v in metrics.items()}}
             samples[task].append({**first, "response": _jsonable(row.get("filtered_resps"))})
     return _jsonable(out["results"]), samples
 
 
-def evaluate_to(out_dir, **kwargs) -> None:
-    """Run lmms-eval and write results.json and samples.jsonl atomically into out_dir."""
+def benchmark_info() -> dict:
+    """lmms-eval task -> {metric the papers report, judge: needs a GPT judge} (benchmarks.yaml)."""
+    return yaml.safe_load((Path(__file__).parent / "benchmarks.yaml").read_text())
+
+
+def judge_skips(tasks: list[str], judge_tasks: list[str] | None = None, env=None) -> dict[str, str]:
+    """Tasks that need a GPT judge, when no OPENAI_API_KEY is set: skipped, with the reason."""
+    env = os.environ if env is None else env
+    if env.get("OPENAI_API_KEY"):
+        return {}
+    info = benchmark_info()
+    judged = set(judge_tasks) if judge_tasks is not None else {t for t in tasks if info.get(t, {}).get("judge")}
+    return {t: "skipped: needs a GPT judge and OPENAI_API_KEY is not set" for t in tasks if t in judged}
+
+
+def evaluate_to(out_dir, judge_tasks=None, **kwargs) -> None:
+    """Run lmms-eval and write results.json, samples.jsonl and skipped.json atomically into
+    out_dir. GPT-judged tasks without an API key are skipped and listed, never dropped."""
     from .io import atomic_path
 
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        task_dir = write_task_dir(tmp / "tasks", Path(kwargs.pop("data_dir")))
-        results, samples = run_lmms_eval(task_dir=task_dir, **kwargs)
+        data_dir = kwargs.pop("data_dir")
+        task_dir = write_task_dir(tmp / "tasks", Path(data_dir)) if data_dir else None
+        skipped = judge_skips(kwargs["tasks"], judge_tasks)
+        for task, why in skipped.items():
+            log.warning("evaluate: %s %s", task, why)
+        (tmp / "skipped.json").write_text(json.dumps(skipped, indent=1, sort_keys=True))
+        kwargs["tasks"] = [t for t in kwargs["tasks"] if t not in skipped]
+        results, samples = run_lmms_eval(task_dir=task_dir, **kwargs) if kwargs["tasks"] else ({}, {})
         (tmp / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
         with open(tmp / "samples.jsonl", "w") as f:
             for task, rows in samples.items():

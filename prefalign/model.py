@@ -57,7 +57,8 @@ def response_token_ids(tokenizer, text: str) -> list[int]:
     return ids + [tokenizer.eos_token_id]
 
 
-PixelTransform = Callable[[torch.Tensor], torch.Tensor]
+# (pixel_values, image_grid_thw or None) -> pixel_values; see augment.View.pixel_transform
+PixelTransform = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 def build_scoring_batch(processor, images, questions, responses, pixel_transform=None) -> dict:
@@ -67,6 +68,8 @@ def build_scoring_batch(processor, images, questions, responses, pixel_transform
     image, system and question tokens never contribute to a log-prob."""
     enc = encode_prompts(processor, images, questions, padding_side="left")
     prompt_ids, prompt_mask = enc.pop("input_ids"), enc.pop("attention_mask")
+    # Other per-token inputs (Qwen2.5-VL's mm_token_type_ids) follow the tokens; 0 = text.
+    per_token = {k: enc.pop(k) for k in list(enc) if enc[k].shape == prompt_ids.shape}
     rows, masks = [], []
     pad = processor.tokenizer.pad_token_id
     for b, text in enumerate(responses):
@@ -78,13 +81,17 @@ def build_scoring_batch(processor, images, questions, responses, pixel_transform
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     attention = torch.zeros((len(rows), width), dtype=torch.long)
     response_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    extra = {k: torch.zeros((len(rows), width), dtype=v.dtype) for k, v in per_token.items()}
     for b, (r, m) in enumerate(zip(rows, masks)):
         input_ids[b, :len(r)] = torch.tensor(r)
         attention[b, :len(r)] = 1
         response_mask[b, :len(r)] = torch.tensor(m)
+        for k, v in per_token.items():
+            prompt_part = v[b][prompt_mask[b].bool()]
+            extra[k][b, :len(prompt_part)] = prompt_part
     if pixel_transform is not None:
-        enc["pixel_values"] = pixel_transform(enc["pixel_values"])
-    return {"input_ids": input_ids, "attention_mask": attention, "response_mask": response_mask, **enc}
+        enc["pixel_values"] = pixel_transform(enc["pixel_values"], enc.get("image_grid_thw"))
+    return {"input_ids": input_ids, "attention_mask": attention, "response_mask": response_mask, **extra, **enc}
 
 
 def token_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,7 +119,7 @@ def generate(model, processor, images, questions, *, max_new_tokens: int, do_sam
     """Batched generation; returns per prompt a list of (text, n_tokens)."""
     enc = encode_prompts(processor, images, questions, padding_side="left")
     if pixel_transform is not None:
-        enc["pixel_values"] = pixel_transform(enc["pixel_values"])
+        enc["pixel_values"] = pixel_transform(enc["pixel_values"], enc.get("image_grid_thw"))
     device = next(model.parameters()).device
     enc = {k: v.to(device) for k, v in enc.items()}
     if seed is not None:
@@ -143,7 +150,7 @@ def group_scoring_batch(processor, images, questions, responses: Sequence[Sequen
     `shared_prefix_token_logps` encodes once."""
     enc = encode_prompts(processor, images, questions, padding_side="left")
     if pixel_transform is not None:
-        enc["pixel_values"] = pixel_transform(enc["pixel_values"])
+        enc["pixel_values"] = pixel_transform(enc["pixel_values"], enc.get("image_grid_thw"))
     ids = [response_token_ids(processor.tokenizer, t) for rs in responses for t in rs]
     width = max(len(r) for r in ids)
     response_ids = torch.full((len(ids), width), processor.tokenizer.pad_token_id, dtype=torch.long)
@@ -153,6 +160,13 @@ def group_scoring_batch(processor, images, questions, responses: Sequence[Sequen
         response_mask[m, :len(r)] = 1
     return {"prompt": enc, "response_ids": response_ids, "response_mask": response_mask,
             "counts": torch.tensor([len(rs) for rs in responses])}
+
+
+def multimodal_rope(model):
+    """The inner model of the Qwen2-VL family (3-D rotary positions, `rope_deltas`), else None."""
+    core = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = getattr(core, "model", None)
+    return inner if hasattr(inner, "get_rope_index") else None
 
 
 def length_chunks(lengths: torch.Tensor, n_chunks: int) -> list[torch.Tensor]:
@@ -184,16 +198,23 @@ def shared_prefix_token_logps(model, batch: dict, n_chunks: int = 3) -> tuple[to
     device = next(model.parameters()).device
     prompt = {k: v.to(device) for k, v in batch["prompt"].items()}
     pmask = prompt["attention_mask"]
-    ppos = (pmask.cumsum(-1) - 1).clamp(min=0)
+    mrope = multimodal_rope(model)
     # Only the last prompt position's logits are needed: they predict the first response token.
-    out = model(**prompt, position_ids=ppos, use_cache=True, logits_to_keep=1)
+    if mrope:  # Qwen2-VL family: the model derives its 3-D positions from the mask itself
+        out = model(**prompt, use_cache=True, logits_to_keep=1)
+        next_pos = pmask.sum(-1) + mrope.rope_deltas.view(-1).to(device)
+    else:
+        out = model(**prompt, position_ids=(pmask.cumsum(-1) - 1).clamp(min=0), use_cache=True, logits_to_keep=1)
+        next_pos = pmask.sum(-1)
     owner = torch.repeat_interleave(torch.arange(len(pmask), device=device), batch["counts"].to(device))
     rids, rmask = batch["response_ids"].to(device), batch["response_mask"].to(device)
     logps = torch.zeros(rids.shape, device=device)
     for rows in length_chunks(rmask.sum(-1), n_chunks):
         width = int(rmask[rows].sum(-1).max())
         ids, mask, own = rids[rows, :width], rmask[rows, :width], owner[rows]
-        pos = pmask.sum(-1)[own, None] + torch.arange(width, device=device)
+        pos = next_pos[own, None] + torch.arange(width, device=device)
+        if mrope:  # response tokens are text: one position, repeated on the 3 rope axes
+            pos = pos.unsqueeze(0).expand(3, -1, -1)
         cont = model(input_ids=ids, attention_mask=torch.cat([pmask[own], mask], 1), position_ids=pos,
                      past_key_values=select_cache(out.past_key_values, own), use_cache=False)
         logits = torch.cat([out.logits[own, -1:], cont.logits[:, :-1]], 1).float()

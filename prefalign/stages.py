@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from . import world as W
-from .augment import AugmentSpec, View, tensor_digest
+from .augment import AugmentSpec, View, split_images, tensor_digest
 from .data import load_conversations, open_image
 from .io import RecordError, atomic_path, read_jsonl, require, write_json, write_jsonl
 
@@ -111,6 +111,26 @@ def resolve(template: str, world_dir) -> str:
     return template.replace("{world}", str(world_dir))
 
 
+def select_conversations(convs, source: dict):
+    """The source's subset: records whose image starts with one of `image_prefixes`, each cut
+    to its first `questions_per_image` questions (SeVa: text+ocr images, 2 questions each)."""
+    prefixes = tuple(source.get("image_prefixes") or ())
+    k = source.get("questions_per_image")
+    out = []
+    for c in convs:
+        if prefixes and not c.image.startswith(prefixes):
+            continue
+        out.append(c if k is None else type(c)(c.id, c.image, c.turns[:k]))
+    return out
+
+
+def strip_suffixes(question: str, suffixes) -> str:
+    for s in suffixes:
+        if question.endswith(s):
+            return question[: -len(s)].rstrip()
+    return question
+
+
 def sample_prompts(out_path, pcfg: dict, seed: int, world_dir) -> None:
     """Draw `n` prompts (image + question, never an answer) from the configured source."""
     src = resolve(pcfg["source"]["path"], world_dir)
@@ -118,8 +138,8 @@ def sample_prompts(out_path, pcfg: dict, seed: int, world_dir) -> None:
     convs = load_conversations(src, require_answers=False)
     suffix = f" {pcfg['reasoning_prompt']}" if pcfg.get("reasoning_prompt") else ""
     prompts = [{"id": c.id if len(c.turns) == 1 else f"{c.id}#{k}", "image": str(Path(root) / c.image),
-                "question": t.question + suffix}
-               for c in convs for k, t in enumerate(c.turns)]
+                "question": strip_suffixes(t.question, pcfg["source"].get("strip_suffixes", ())) + suffix}
+               for c in select_conversations(convs, pcfg["source"]) for k, t in enumerate(c.turns)]
     if pcfg["n"] > len(prompts):
         raise ValueError(f"{src}: asked for {pcfg['n']} prompts, the source has {len(prompts)}")
     pick = sorted(np.random.default_rng(seed).choice(len(prompts), pcfg["n"], replace=False).tolist())
@@ -139,11 +159,13 @@ def read_prompts(path) -> list[dict]:
 
 # ---------------------------------------------------------------- augment
 
-def view_pixel_values(processor, view: View, prompts, images) -> torch.Tensor:
+def view_pixel_values(processor, view: View, prompts, images) -> list[torch.Tensor]:
+    """The tensor the model gets for each image under the view (one piece per image)."""
     ids = [p["id"] for p in prompts]
-    pv = processor.image_processor(view.images(images, ids), return_tensors="pt")["pixel_values"]
+    enc = processor.image_processor(view.images(images, ids), return_tensors="pt")
+    grid = enc.get("image_grid_thw")
     t = view.pixel_transform(ids)
-    return pv if t is None else t(pv)
+    return split_images(enc["pixel_values"] if t is None else t(enc["pixel_values"], grid), grid)
 
 
 def contact_sheet(processor, clean: torch.Tensor, augmented: torch.Tensor, title: str):
@@ -157,8 +179,11 @@ def contact_sheet(processor, clean: torch.Tensor, augmented: torch.Tensor, title
     fig, axes = plt.subplots(2, n, figsize=(1.4 * n, 3.0), squeeze=False)
     for row, (tensors, label) in enumerate(((clean, "clean"), (augmented, title))):
         for k in range(n):
-            img = (tensors[k] * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
-            axes[row][k].imshow(img, interpolation="nearest")
+            x = tensors[k] if tensors[k].dim() == 3 else tensors[k][0]  # anyres: the base view
+            if x.dim() == 3:
+                axes[row][k].imshow((x * std + mean).clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+            else:  # Qwen2-VL's flattened patches have no image layout to show
+                axes[row][k].text(0.5, 0.5, f"{tuple(tensors[k].shape)}\npatches", ha="center", fontsize=6)
             axes[row][k].set_xticks([]), axes[row][k].set_yticks([])
         axes[row][0].set_ylabel(label)
     return fig
@@ -201,9 +226,9 @@ def checked_view(view: View, part, expected: dict, manifest_path):
     if not expected:
         return transform
 
-    def apply(pixel_values):
-        pv = pixel_values if transform is None else transform(pixel_values)
-        for p, x in zip(part, pv):
+    def apply(pixel_values, grid=None):
+        pv = pixel_values if transform is None else transform(pixel_values, grid)
+        for p, x in zip(part, split_images(pv, grid)):
             if expected.get(p["id"]) != tensor_digest(x):
                 raise RecordError(manifest_path, p["id"], "digest",
                                   "regenerated view differs from the recorded one")
@@ -240,8 +265,8 @@ def sample_responses(prompts_path, model_dir, manifest_path, out_path, view_name
 
 # ---------------------------------------------------------------- build_preferences
 
-def build_preferences(prompts_path, response_paths: dict, out_path, stats_path, pref_cfg: dict,
-                      model_dir=None, clip_dir=None, clip_cfg=None, device: str = "cpu", dtype: str = "float32") -> None:
+def build_preferences(prompts_path, response_paths: dict, out_path, stats_path, pref_cfg: dict, model_dir=None,
+                      clip_dir=None, clip_cfg=None, device: str = "cpu", dtype: str = "float32") -> None:
     from .methods import method
     from .methods.records import validate_record
 
@@ -357,8 +382,16 @@ def evaluate(model_dir, adapter_dir, world_dir, out_dir, ecfg: dict, device: str
     from .evaluation import evaluate_to
 
     evaluate_to(out_dir, model_path=str(model_dir), adapter=str(adapter_dir) if adapter_dir else None,
-                tasks=ecfg["tasks"], data_dir=Path(world_dir) / "eval", limit=ecfg.get("limit"),
-                model_name=ecfg["model"], dtype=dtype, device=device)
+                tasks=ecfg["tasks"], data_dir=Path(world_dir) / "eval" if world_dir else None, limit=ecfg.get("limit"),
+                model_name=ecfg["model"], dtype=dtype, device=device, judge_tasks=ecfg.get("judge_tasks"))
+
+
+def optional_input(smk, name: str):
+    """The path of an input that a rule lists only when needed (e.g. the world), or None."""
+    value = smk.input.get(name)
+    if value is None or isinstance(value, str):
+        return value or None
+    return value[0] if len(value) else None
 
 
 def setup(smk) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from .io import read_json, read_jsonl
 from .lmms_tasks import utils as task_utils
@@ -204,9 +205,58 @@ def write_table(out_dir: Path, name: str, df: pd.DataFrame, title: str, note: st
         tmp.write_text(to_markdown(df, title, note))
 
 
+def measured_value(eval_dir, task: str, metric: str):
+    """(value in the papers' units, or None; skip reason or None) of one task in one eval dir."""
+    eval_dir = Path(eval_dir)
+    skipped = read_json(eval_dir / "skipped.json") if (eval_dir / "skipped.json").exists() else {}
+    if task in skipped:
+        return None, skipped[task]
+    results = read_json(eval_dir / "results.json").get(task, {})
+    key = next((k for k in results if k.split(",")[0] == metric), None)
+    if key is None or not isinstance(results[key], (int, float)):
+        return None, f"no '{metric}' in results.json"
+    value = float(results[key])
+    # lmms-eval reports accuracies as fractions; the papers print percent (MME is a score)
+    return (100 * value if value <= 1.0 and task != "mme" else value), None
+
+
+def benchmark_table(models: dict[str, list[str]], labels: dict[str, str], tasks: list[str],
+                    reported: dict | None = None) -> tuple[pd.DataFrame, str]:
+    """The papers' benchmarks per model (mean over seeds), with the paper's reported row and
+    the difference beside every mapped row. Returns the table and its note."""
+    from .evaluation import benchmark_info
+
+    info = benchmark_info()
+    paper = {}
+    if reported:
+        data = yaml.safe_load((Path(__file__).parent / "reported.yaml").read_text())[reported["paper"]]
+        paper = data
+    rows = []
+    for name, dirs in models.items():
+        row, values = {"model": labels.get(name, name), "seeds": len(dirs)}, {}
+        for t in tasks:
+            got = [measured_value(d, t, info.get(t, {}).get("metric", t)) for d in dirs]
+            nums = [v for v, _ in got if v is not None]
+            values[t] = float(np.mean(nums)) if len(nums) == len(got) else None
+            row[t] = f"{values[t]:.1f}" if values[t] is not None else next(why for _, why in got if why)
+        rows.append(row)
+        target = (reported or {}).get("rows", {}).get(name)
+        if target:
+            ref = paper["rows"][target]
+            rows.append({"model": f"  reported: {target}", "seeds": "",
+                         **{t: "-" if ref.get(t) is None else f"{ref[t]:.1f}" for t in tasks}})
+            rows.append({"model": "  measured - reported", "seeds": "",
+                         **{t: f"{values[t] - ref[t]:+.1f}" if values[t] is not None and ref.get(t) is not None
+                            else "-" for t in tasks}})
+    note = "Headline metric per task (prefalign/benchmarks.yaml), mean over seeds; accuracies in percent."
+    if paper:
+        note += f" Reported numbers: {paper['source']}." + (f" {paper['note']}" if paper.get("note") else "")
+    return pd.DataFrame(rows), note
+
+
 def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, main_rows, ablations,
-                 diversity_sets) -> None:
-    """main: base + main_rows; one table per ablation; label accuracy; diversity (MATTR)."""
+                 diversity_sets, tasks) -> None:
+    """Every table the configuration calls for (see rules/common.smk: table_outputs)."""
     from .io import atomic_path
     from .stages import save_figure
 
@@ -214,22 +264,29 @@ def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, main_r
     conf = int(round(100 * tcfg["confidence"]))
     note = (f"Mean over seeds, in percent, with a {conf}% hierarchical bootstrap interval "
             f"(seeds, then items; {tcfg['bootstrap_samples']} resamples).")
-    main = main_table({m: models[m] for m in ["base", *main_rows]}, labels, tcfg)
-    write_table(out_dir, "main", main, "Miniature benchmarks", note)
-    save_figure(plot_main(main), out_dir / "main.png")
-    for name, a in ablations.items():
-        df = main_table({m: models[m] for m in ["base", *a["runs"]]}, labels, tcfg)
-        write_table(out_dir, f"ablation_{name}", df, a["title"], note)
-    overall, by_groups = label_accuracy(pref_files, answers_path, tcfg)
-    write_table(out_dir, "label_accuracy", overall, "Label accuracy of preference sets against ground truth",
-                note + " Over every pair of responses in different groups; ties and reversed in percent.")
-    write_table(out_dir, "label_accuracy_by_group", by_groups,
-                "Ranked groups against ground truth, per pair of groups", "Shares of response pairs, in percent.")
-    window = tcfg.get("mattr_window", 50)
-    write_table(out_dir, "diversity", diversity(diversity_sets, window, tcfg),
-                f"Lexical diversity of sampled responses (MATTR-{window})",
-                note + f" MATTR over the words of each prompt's samples taken together (window {window}; "
-                "the type-token ratio when shorter).")
+    if any(t.startswith("prefalign_") for t in tasks):
+        main = main_table({m: models[m] for m in ["base", *main_rows]}, labels, tcfg)
+        write_table(out_dir, "main", main, "Miniature benchmarks", note)
+        save_figure(plot_main(main), out_dir / "main.png")
+        for name, a in ablations.items():
+            df = main_table({m: models[m] for m in ["base", *a["runs"]]}, labels, tcfg)
+            write_table(out_dir, f"ablation_{name}", df, a["title"], note)
+    if answers_path is not None:  # ground truth exists in the miniature only
+        overall, by_groups = label_accuracy(pref_files, answers_path, tcfg)
+        write_table(out_dir, "label_accuracy", overall, "Label accuracy of preference sets against ground truth",
+                    note + " Over every pair of responses in different groups; ties and reversed in percent.")
+        write_table(out_dir, "label_accuracy_by_group", by_groups,
+                    "Ranked groups against ground truth, per pair of groups", "Shares of response pairs, in percent.")
+    if diversity_sets:
+        window = tcfg.get("mattr_window", 50)
+        write_table(out_dir, "diversity", diversity(diversity_sets, window, tcfg),
+                    f"Lexical diversity of sampled responses (MATTR-{window})",
+                    note + f" MATTR over the words of each prompt's samples taken together (window {window}; "
+                    "the type-token ratio when shorter).")
+    real = [t for t in tasks if not t.startswith("prefalign_")]
+    if real:
+        df, bnote = benchmark_table({m: models[m] for m in ["base", *main_rows]}, labels, real, tcfg.get("reported"))
+        write_table(out_dir, "benchmarks", df, "Benchmarks", bnote)
     with atomic_path(out_dir / "sources.json") as tmp:
         tmp.write_text(json.dumps({"models": models, "preferences": pref_files, "diversity": diversity_sets},
                                   indent=1, sort_keys=True))

@@ -59,6 +59,25 @@ def score_groups(model, processor, items, groups, images, device) -> dict:
             "group_sizes": [tuple(len(g) for g in gs) for gs in groups], "records": items}
 
 
+def accumulate(model, processor, items, load_image, objective: Objective, objective_cfg: dict,
+               micro_batch_size: int, device) -> tuple[float, dict]:
+    """Backward the batch's mean loss in micro-batches (gradient accumulation: the papers'
+    batch of 128 on GPUs that hold a few sequences); returns the loss and metrics, weighted
+    by micro-batch size."""
+    total, metrics = 0.0, {}
+    for s in range(0, len(items), micro_batch_size):
+        part = items[s:s + micro_batch_size]
+        share = len(part) / len(items)
+        scored = score_groups(model, processor, part, [objective.select(r) for r in part],
+                              [load_image(r) for r in part], device)
+        loss, m = objective.loss(scored, objective_cfg)
+        (loss * share).backward()
+        total += loss.item() * share
+        for k, v in m.items():
+            metrics[k] = metrics.get(k, 0.0) + v * share
+    return total, metrics
+
+
 def train_preferences(model, processor, records, load_image, objective: Objective, objective_cfg: dict,
                       tcfg: dict, seed: int, device: str = "cpu"):
     """Train the LoRA-wrapped `model` in place; returns per-step log rows.
@@ -84,19 +103,16 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
     model.train()
     log = []
     for step in tqdm(range(steps), desc="train", mininterval=5):
-        idx = order[step * bs:(step + 1) * bs]
-        items = [records[i] for i in idx]
-        scored = score_groups(model, processor, items, [objective.select(r) for r in items],
-                              [load_image(r) for r in items], device)
-        loss, metrics = objective.loss(scored, objective_cfg)
+        items = [records[i] for i in order[step * bs:(step + 1) * bs]]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss, metrics = accumulate(model, processor, items, load_image, objective, objective_cfg,
+                                   tcfg.get("micro_batch_size") or bs, device)
         if tcfg.get("max_grad_norm"):
             torch.nn.utils.clip_grad_norm_(params, tcfg["max_grad_norm"])
         opt.step()
         sched.step()
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"train: loss became {loss.item()} at step {step}")
-        log.append({"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0], **metrics})
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"train: loss became {loss} at step {step}")
+        log.append({"step": step, "loss": loss, "lr": sched.get_last_lr()[0], **metrics})
     model.eval()
     return log

@@ -26,9 +26,17 @@ def base_model_dir():
 
 
 def world_inputs():
-    """The world folder, where a prompt source points into it (the miniature)."""
+    """The world folder, where anything reads it: prompts, the tiny base model, its benchmarks."""
     uses_world = any("{world}" in p["source"]["path"] for p in config["prompt_sets"].values())
-    return [WORLD] if uses_world or config["base_model"]["kind"] == "tiny_llava" else []
+    uses_world |= config["base_model"]["kind"] == "tiny_llava"
+    uses_world |= any(t.startswith("prefalign_") for t in config["evaluation"]["tasks"])
+    return [WORLD] if uses_world else []
+
+
+def prompt_source(wildcards):
+    """A real prompt source file is an input (its existence checked, changes tracked)."""
+    path = config["prompt_sets"][wildcards.pset]["source"]["path"]
+    return [] if "{world}" in path else [path]
 
 
 def response_path(seed, pset, view, gen):
@@ -63,6 +71,23 @@ def preference_models(wildcards):
 
 def run_seeds(run):
     return config["runs"][run].get("seeds", SEEDS)
+
+
+def table_outputs():
+    """What the tables stage writes: the miniature's tables where its benchmarks run, label
+    accuracy where ground truth exists, the papers' benchmark table where those run."""
+    tasks = config["evaluation"]["tasks"]
+    out = [f"{R}/tables/sources.json"]
+    if any(t.startswith("prefalign_") for t in tasks):
+        out += [f"{R}/tables/main.{ext}" for ext in ("md", "csv", "png")]
+        out += [f"{R}/tables/ablation_{name}.md" for name in config.get("ablations", {})]
+    if world_inputs():
+        out += [f"{R}/tables/label_accuracy.md", f"{R}/tables/label_accuracy_by_group.md"]
+    if config["tables"].get("diversity"):
+        out.append(f"{R}/tables/diversity.md")
+    if any(not t.startswith("prefalign_") for t in tasks):
+        out += [f"{R}/tables/benchmarks.md", f"{R}/tables/benchmarks.csv"]
+    return out
 
 
 def augment_manifest(wildcards):

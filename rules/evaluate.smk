@@ -2,7 +2,7 @@ rule evaluate_base:
     """lmms-eval on the base model (seed-independent: greedy decoding)."""
     input:
         model=base_model_dir(),
-        world=WORLD,
+        world=world_inputs(),
     output:
         directory(f"{R}/eval/base"),
     params:
@@ -24,7 +24,7 @@ rule evaluate:
     """lmms-eval on a trained adapter, attached to the base model without merging."""
     input:
         model=base_model_dir(),
-        world=WORLD,
+        world=world_inputs(),
         adapter=f"{R}/seed{{seed}}/train/{{run}}/adapter",
     output:
         directory(f"{R}/eval/{{run}}.seed{{seed}}"),

@@ -3,7 +3,7 @@ rule make_world:
     output:
         directory(WORLD),
     params:
-        world=config["world"],
+        world=config.get("world"),
     conda:
         "../envs/prefalign.yaml"
     log:

@@ -2,6 +2,7 @@ rule sample_prompts:
     """Draw a prompt set (image + question, never an answer) with the seed."""
     input:
         world=world_inputs(),
+        source=prompt_source,
     output:
         f"{R}/seed{{seed}}/prompts/{{pset}}.jsonl",
     params:

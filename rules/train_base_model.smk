@@ -8,7 +8,7 @@ rule train_base_model:
         competence=f"{R}/base_model/competence.csv",
     params:
         base=config["base_model"],
-        image_size=config["world"]["image_size"],
+        image_size=config.get("world", {}).get("image_size"),
     threads: 2
     resources:
         mem_mb=4000,

@@ -14,8 +14,9 @@ for run, rcfg in runs.items():
 n_seeds = len(snakemake.config["seeds"])
 diversity = {d["label"]: snakemake.input.diversity[k * n_seeds:(k + 1) * n_seeds]
              for k, d in enumerate(tcfg.get("diversity", []))}
-write_tables(Path(snakemake.output.main).parent, models, labels, prefs,
-             Path(snakemake.input.world) / "pool_answers.json", tcfg,
+out_dir = Path(snakemake.output[0]).parent
+write_tables(out_dir, models, labels, prefs,
+             (Path(world) / "pool_answers.json") if (world := stages.optional_input(snakemake, "world")) else None, tcfg,
              main_rows=[r for r, c in runs.items() if c.get("main_table", True)],
-             ablations=snakemake.params.ablations, diversity_sets=diversity)
-print(f"tables written to {Path(snakemake.output.main).parent}/")
+             ablations=snakemake.params.ablations, diversity_sets=diversity, tasks=snakemake.params.tasks)
+print(f"tables written to {out_dir}/")

@@ -103,3 +103,31 @@ def test_interrupted_write_leaves_nothing(tmp_path):
             tmp.write_text("half")
             raise RuntimeError
     assert read_jsonl(target) == [{"a": 1}]
+
+
+def test_seva_text_ocr_selection_from_a_665k_format_file(tmp_path):
+    """LLaVA-665k records: only TextVQA / OCR-VQA images, their first 2 questions, OCR-VQA's
+    short-answer instruction stripped."""
+    from PIL import Image
+
+    from prefalign.stages import read_prompts, sample_prompts
+
+    suffix = "Answer the question using a single word or phrase."
+    recs = []
+    for k, folder in enumerate(["ocr_vqa/images", "textvqa/train_images", "coco/train2017", "ocr_vqa/images"]):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / folder / f"{k}.jpg")
+        conv = []
+        for q in range(3):
+            conv += [{"from": "human", "value": ("<image>\n" if q == 0 else "") + f"q{q} of {k}?\n{suffix}"},
+                     {"from": "gpt", "value": "a"}]
+        recs.append({"id": str(k), "image": f"{folder}/{k}.jpg", "conversations": conv})
+    (tmp_path / "mix665k.json").write_text(json.dumps(recs))
+    source = {"format": "llava_json", "path": str(tmp_path / "mix665k.json"), "image_root": str(tmp_path),
+              "image_prefixes": ["textvqa/", "ocr_vqa/"], "questions_per_image": 2, "strip_suffixes": [suffix]}
+    sample_prompts(tmp_path / "p.jsonl", {"source": source, "n": 6}, 0, None)
+    prompts = read_prompts(tmp_path / "p.jsonl")
+    assert sorted(p["id"] for p in prompts) == ["0#0", "0#1", "1#0", "1#1", "3#0", "3#1"]
+    assert all(p["question"] == f"q{p['id'][-1]} of {p['id'][0]}?" for p in prompts)
+    with pytest.raises(ValueError, match="asked for 7 prompts, the source has 6"):
+        sample_prompts(tmp_path / "q.jsonl", {"source": source, "n": 7}, 0, None)

@@ -46,3 +46,41 @@ def test_ranked_pair_outcomes_cover_every_cross_group_pair():
     rec = {"id": "p1#0", "groups": [[{"text": "red"}, {"text": "blue"}], [{"text": "blue"}], [{"text": "red"}]]}
     out = list(ranked_pair_outcomes(rec, answers))
     assert out == [(0, 1, 1), (0, 1, 0), (0, 2, 0), (0, 2, -1), (1, 2, -1)]
+
+
+def _eval_dir(path, results, skipped):
+    import json
+
+    path.mkdir(parents=True)
+    (path / "results.json").write_text(json.dumps(results))
+    (path / "skipped.json").write_text(json.dumps(skipped))
+    return str(path)
+
+
+def test_benchmark_table_with_reported_numbers_and_skipped_judge_tasks(tmp_path):
+    from prefalign.tables import benchmark_table
+
+    skip = {"mmvet": "skipped: needs a GPT judge and OPENAI_API_KEY is not set"}
+    base = _eval_dir(tmp_path / "base", {"pope": {"pope_accuracy,none": 0.859, "alias": "pope"},
+                                         "mme": {"mme_perception_score,none": 1500.0}}, skip)
+    runs = [_eval_dir(tmp_path / f"s{k}", {"pope": {"pope_accuracy,none": v}, "mme": {"mme_perception_score,none": 1490.0}},
+                      skip) for k, v in ((1, 0.86), (2, 0.88))]
+    df, note = benchmark_table({"base": [base], "seva_n500": runs}, {"seva_n500": "SeVa"}, ["pope", "mme", "mmvet"],
+                               {"paper": "seva", "rows": {"base": "LLaVA-1.5-7B", "seva_n500": "SeVa-7B"}})
+    rows = df.set_index("model")
+    assert rows.loc["base", "pope"] == "85.9" and rows.loc["base", "mme"] == "1500.0"  # MME is a score
+    assert rows.loc["base", "mmvet"] == skip["mmvet"]  # listed, never dropped
+    assert rows.loc["SeVa", "pope"] == "87.0"  # mean over seeds
+    assert list(df.model) == ["base", "  reported: LLaVA-1.5-7B", "  measured - reported",
+                              "SeVa", "  reported: SeVa-7B", "  measured - reported"]
+    assert df.iloc[2]["pope"] == "+0.0" and df.iloc[5]["pope"] == "+0.3" and df.iloc[5]["mme"] == "-"
+    assert "SeVa (Zhu et al. 2024) Table 2" in note
+
+
+def test_judge_tasks_are_skipped_only_without_an_api_key():
+    from prefalign.evaluation import judge_skips
+
+    tasks = ["pope", "mmvet", "llava_in_the_wild"]
+    assert set(judge_skips(tasks, env={})) == {"mmvet", "llava_in_the_wild"}
+    assert judge_skips(tasks, env={"OPENAI_API_KEY": "x"}) == {}
+    assert set(judge_skips(tasks, judge_tasks=["pope"], env={})) == {"pope"}

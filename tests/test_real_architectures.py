@@ -1,0 +1,140 @@
+"""The papers' architectures through the workflow's code paths, on tiny random-weight models.
+
+LLaVA-1.5 (`LlavaForConditionalGeneration`), LLaVA-OneVision (anyres crops) and
+Qwen2.5-VL (dynamic-resolution patches, 3-D rotary positions): generation, shared-prefix
+scoring against naive scoring, save/reload through the Auto classes, and one training step
+of every objective with LoRA on the language model only.
+"""
+import copy
+
+import pytest
+import torch
+
+from prefalign.methods import OBJECTIVES
+from prefalign.model import (build_scoring_batch, generate, group_scoring_batch, load_model,
+                             shared_prefix_token_logps, token_logps)
+from prefalign.stages import world_corpus
+from prefalign.training import add_lora, train_preferences
+from test_losses_and_logprobs import _images
+from tiny_real_models import tiny_llava_onevision, tiny_qwen2_5_vl
+
+QUESTIONS = ["what colour is the circle?", "describe the image.", "is there a red square in the image?"]
+RESPONSES = [["red", "blue. the circle at the top is blue."], ["there is a small red circle at the top."],
+             ["no", "yes. there is a red square at the center.", "yes"]]
+
+
+@pytest.fixture(scope="module", params=["llava", "llava_onevision", "qwen2_5_vl"])
+def arch(request, small_world, tiny_model):
+    if request.param == "llava":
+        return tiny_model
+    build = {"llava_onevision": tiny_llava_onevision, "qwen2_5_vl": tiny_qwen2_5_vl}[request.param]
+    return build(world_corpus(small_world))
+
+
+def naive_logps(model, processor, images):
+    flat = [(im, q, r) for im, q, rs in zip(images, QUESTIONS, RESPONSES) for r in rs]
+    logps, _ = token_logps(model, build_scoring_batch(processor, *map(list, zip(*flat))))
+    return logps.sum(-1)
+
+
+def shared_logps(model, processor, images):
+    logps, _ = shared_prefix_token_logps(model, group_scoring_batch(processor, images, QUESTIONS, RESPONSES))
+    return logps.sum(-1)
+
+
+def test_generation_and_shared_prefix_scoring(arch, small_world):
+    model, processor = arch
+    images = _images(small_world, 3)
+    out = generate(model, processor, images, QUESTIONS, max_new_tokens=4, do_sample=True, num_return_sequences=2,
+                   seed=0)
+    assert [len(o) for o in out] == [2, 2, 2] and all(isinstance(t, str) for o in out for t, _ in o)
+    with torch.no_grad():
+        torch.testing.assert_close(shared_logps(model, processor, images), naive_logps(model, processor, images),
+                                   atol=1e-4, rtol=0)
+
+
+def test_save_and_reload_through_the_auto_classes(arch, small_world, tmp_path):
+    model, processor = arch
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    reloaded, reprocessor = load_model(str(tmp_path))
+    assert type(reloaded) is type(model) and type(reprocessor) is type(processor)
+    images = _images(small_world, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(shared_logps(reloaded, reprocessor, images), shared_logps(model, processor, images))
+
+
+@pytest.mark.parametrize("loss", ["dpo", "mgp", "aspo"])
+def test_one_training_step_of_each_objective_moves_only_lora_weights(arch, small_world, loss):
+    from prefalign.clip_similarity import ClipScorer, build_world_clip, world_clip_tokenizer, world_clip_transform
+    from prefalign.methods.aspo import annotate_chosen
+
+    base, processor = arch
+    model = add_lora(copy.deepcopy(base), {"r": 4, "alpha": 8})
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("language_model" in n and "lora_" in n for n in trainable)
+    images = _images(small_world, 3)
+    records = [{"id": str(k), "image": str(k), "question": q, "extras": {},
+                "groups": [[{"text": r}] for r in rs] if len(rs) > 1 else [[{"text": rs[0]}], [{"text": "nothing"}]]}
+               for k, (q, rs) in enumerate(zip(QUESTIONS, RESPONSES))]
+    if loss == "aspo":
+        arch_cfg = {"embed_dim": 16, "vision": {"image_size": 30, "layers": 1, "width": 16, "patch_size": 10,
+                                                "head_width": 8},
+                    "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}
+        scorer = ClipScorer(build_world_clip(arch_cfg).eval(), world_clip_transform(), world_clip_tokenizer(32))
+        annotate_chosen(records, model, processor, scorer, lambda r: images[int(r["id"])], "sentence")
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    cfgs = {"dpo": {"beta": 0.1}, "mgp": {"steepness": 0.1, "swap": "cauchy", "alpha": 0.17},
+            "aspo": {"beta": 0.1, "alpha": 0.5}}
+    lora_b = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
+    rows = train_preferences(model, processor, records, lambda r: images[int(r["id"])], OBJECTIVES[loss],
+                             cfgs[loss], {"lr": 1e-2, "epochs": 1, "batch_size": 3, "warmup_ratio": 0.0}, seed=0)
+    assert len(rows) == 1 and torch.isfinite(torch.tensor(rows[0]["loss"]))
+    assert any(not torch.equal(p, lora_b[n]) for n, p in model.named_parameters() if n in lora_b)
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+
+
+def test_tensor_noise_is_per_image_whatever_the_pixel_layout(arch, small_world):
+    """Each image's noisy tensor depends on its own (seed, id) only, not on its batch:
+    one row per image (LLaVA), anyres crops (OneVision) or flattened patches (Qwen2.5-VL)."""
+    from prefalign.augment import AugmentSpec, View, split_images
+    from prefalign.stages import view_pixel_values
+
+    _, processor = arch
+    images = _images(small_world, 3)
+    prompts = [{"id": f"item{k}"} for k in range(3)]
+    view = View(AugmentSpec("noise500", "diffusion", 500), seed=1)
+    together = view_pixel_values(processor, view, prompts, images)
+    alone = view_pixel_values(processor, view, prompts[2:], images[2:])
+    clean = split_images(*(lambda e: (e["pixel_values"], e.get("image_grid_thw")))(
+        processor.image_processor(images, return_tensors="pt")))
+    assert len(together) == 3
+    torch.testing.assert_close(together[2], alone[0])
+    assert all(not torch.equal(n, c) for n, c in zip(together, clean))
+    # the same noise reaches the model inside generation and scoring
+    enc_noise = view.pixel_transform([p["id"] for p in prompts])
+    enc = processor.image_processor(images, return_tensors="pt")
+    torch.testing.assert_close(split_images(enc_noise(enc["pixel_values"], enc.get("image_grid_thw")),
+                                            enc.get("image_grid_thw")), together)
+
+
+def test_gradient_accumulation_equals_one_big_batch(arch, small_world):
+    from prefalign.training import accumulate
+
+    base, processor = arch
+    images = _images(small_world, 3)
+    records = [{"id": str(k), "image": str(k), "question": q, "extras": {},
+                "groups": [[{"text": rs[0]}], [{"text": "nothing"}]]} for k, (q, rs) in enumerate(zip(QUESTIONS, RESPONSES))]
+    grads = []
+    for micro in (3, 1):
+        torch.manual_seed(0)  # LoRA's A matrices are drawn from the global generator
+        model = add_lora(copy.deepcopy(base), {"r": 4, "alpha": 8})
+        for n, p in model.named_parameters():  # move off the zero-init so gradients are informative
+            if "lora_B" in n:
+                torch.nn.init.normal_(p, std=0.1, generator=torch.Generator().manual_seed(0))
+        loss, _ = accumulate(model, processor, records, lambda r: images[int(r["id"])], OBJECTIVES["dpo"],
+                             {"beta": 0.1}, micro, "cpu")
+        grads.append((loss, {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}))
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)
+    for n, g in grads[0][1].items():
+        torch.testing.assert_close(grads[1][1][n], g, atol=1e-6, rtol=1e-4)
