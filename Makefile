@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: reproduce test lint dag clean venv
+.PHONY: reproduce test lint dag clean venv slurm-profile
 
 venv: $(VENV)/.installed
 
@@ -35,6 +35,22 @@ lint: venv
 
 dag: venv
 	$(VENV)/bin/snakemake --rulegraph --configfile $(CONFIG) | dot -Tpng > dag.png
+
+# Install profiles/slurm as the user profile `slurm`, so `snakemake --profile slurm` finds it.
+SLURM_PARTITION ?= gpu
+SLURM_ACCOUNT ?=
+SLURM_GPUS ?= 1
+SLURM_CPUS ?= 8
+SLURM_MEM_MB ?= 64000
+SLURM_SMALL_MEM_MB ?= 8000
+SLURM_PROFILE_DIR ?= $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake/slurm
+slurm-profile:
+	mkdir -p $(SLURM_PROFILE_DIR)
+	sed -e 's/@PARTITION@/$(SLURM_PARTITION)/' -e 's/@GPUS@/$(SLURM_GPUS)/' -e 's/@CPUS@/$(SLURM_CPUS)/' \
+	    -e 's/@MEM@/$(SLURM_MEM_MB)/' -e 's/@SMALL_MEM@/$(SLURM_SMALL_MEM_MB)/' \
+	    $(if $(SLURM_ACCOUNT),-e 's/@ACCOUNT@/$(SLURM_ACCOUNT)/',-e '/@ACCOUNT@/d' -e 's/^jobs:/slurm-no-account: true\njobs:/') \
+	    profiles/slurm/config.v9+.yaml > $(SLURM_PROFILE_DIR)/config.v9+.yaml
+	@echo "installed $(SLURM_PROFILE_DIR)/config.v9+.yaml (partition $(SLURM_PARTITION), $(SLURM_GPUS) GPU per GPU job)"
 
 clean:
 	rm -rf results .snakemake

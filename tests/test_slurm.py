@@ -1,0 +1,105 @@
+"""The literal `snakemake --profile slurm` on a one-node SLURM cluster on loopback.
+
+Needs root (CI runs as root): installs Debian's slurm-wlm and munge when missing, starts
+munged, slurmctld and slurmd, installs the shipped profile with `make slurm-profile`, runs
+the micro config through it, checks that its data files equal a local run's, and stops the
+daemons it started. Accounting is off, hence `slurm-status-command: squeue` in the profile.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")]
+
+SLURM_CONF = """ClusterName=prefalign
+SlurmctldHost={host}
+SlurmUser=root
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+StateSaveLocation=/var/spool/slurmctld
+SlurmdSpoolDir=/var/spool/slurmd
+SlurmctldPidFile=/var/run/slurmctld.pid
+SlurmdPidFile=/var/run/slurmd.pid
+SlurmctldLogFile=/var/log/slurm/slurmctld.log
+SlurmdLogFile=/var/log/slurm/slurmd.log
+ReturnToService=2
+NodeName={host} CPUs={cpus} RealMemory={mem}
+PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def _running(name):
+    return subprocess.run(["pgrep", "-x", name], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    if not shutil.which("slurmctld"):
+        subprocess.run(["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"], check=True,
+                       capture_output=True, timeout=600)
+    host = socket.gethostname().split(".")[0]
+    mem = int(open("/proc/meminfo").read().split()[1]) // 1024 - 2048
+    started = []
+    if not _running("slurmctld"):
+        for d in ("/etc/slurm", "/var/spool/slurmctld", "/var/spool/slurmd", "/var/log/slurm", "/run/munge"):
+            Path(d).mkdir(parents=True, exist_ok=True)
+        shutil.chown("/run/munge", "munge", "munge")
+        Path("/etc/slurm/slurm.conf").write_text(SLURM_CONF.format(host=host, cpus=os.cpu_count(), mem=mem))
+        for daemon in (["munged", "--force"], ["slurmctld"], ["slurmd"]):
+            if not _running(daemon[0]):
+                subprocess.run(daemon, check=True, capture_output=True)
+                started.append(daemon[0])
+    for _ in range(30):
+        if "idle" in subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True).stdout:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail("the SLURM node did not come up idle: " + Path("/var/log/slurm/slurmctld.log").read_text()[-2000:])
+    yield
+    subprocess.run(["scancel", "-u", "root"], capture_output=True)
+    for name in reversed(started):
+        subprocess.run(["pkill", "-x", name], capture_output=True)
+
+
+def _snakemake(args, env, cwd=ROOT, timeout=1800):
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_micro_config_through_the_installed_profile_equals_a_local_run(slurm_cluster, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    make = subprocess.run(["make", "-s", "slurm-profile", "SLURM_PARTITION=debug", "SLURM_GPUS=0", "SLURM_CPUS=2",
+                           "SLURM_MEM_MB=3000", "SLURM_SMALL_MEM_MB=1000"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert make.returncode == 0, make.stderr
+    assert (tmp_path / "xdg" / "snakemake" / "slurm" / "config.v9+.yaml").exists()
+    config = ["--configfile", str(ROOT / "tests/configs/micro.yaml")]
+    # A copy of the workflow, so this run's .snakemake folder is its own.
+    work = tmp_path / "wf"
+    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", ".snakemake", "results", ".git"))
+    on_slurm = _snakemake(["--profile", "slurm", *config, "--config", f"results={tmp_path / 'slurm'}"], env, work)
+    assert on_slurm.returncode == 0, on_slurm.stdout[-4000:] + on_slurm.stderr[-4000:]
+    assert "has been submitted with SLURM jobid" in on_slurm.stdout + on_slurm.stderr
+    local = _snakemake(["-c2", *config, "--config", f"results={tmp_path / 'local'}"], env, work)
+    assert local.returncode == 0, local.stdout[-4000:] + local.stderr[-4000:]
+    data = ["world/sft.json", "world/pool.json", "seed1/prompts/smpro.jsonl", "seed1/augment/seva.noise800.jsonl",
+            "seed1/responses/seva.clean.greedy.jsonl", "seed1/responses/smpro.noise800.sample2.jsonl",
+            "seed1/preferences/seva.jsonl", "seed1/preferences/smpro.jsonl", "seed1/preferences/aspo.jsonl"]
+    for rel in data:  # equal up to the results folder, which records carry in their image paths
+        slurm_text = (tmp_path / "slurm" / rel).read_text().replace(str(tmp_path / "slurm"), "<results>")
+        local_text = (tmp_path / "local" / rel).read_text().replace(str(tmp_path / "local"), "<results>")
+        assert slurm_text == local_text, rel
+    assert (tmp_path / "slurm" / "tables" / "main.md").exists()
