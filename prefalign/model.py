@@ -57,6 +57,17 @@ def response_token_ids(tokenizer, text: str) -> list[int]:
     return ids + [tokenizer.eos_token_id]
 
 
+def right_pad(rows: list[list[int]], pad: int, dtype=torch.long, width: int | None = None):
+    """(rows right-padded with `pad` into one tensor, mask of the real entries)."""
+    width = width or max(len(r) for r in rows)
+    out = torch.full((len(rows), width), pad, dtype=dtype)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, r in enumerate(rows):
+        out[b, :len(r)] = torch.tensor(r, dtype=dtype)
+        mask[b, :len(r)] = 1
+    return out, mask
+
+
 # (pixel_values, image_grid_thw or None) -> pixel_values; see augment.View.pixel_transform
 PixelTransform = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -77,18 +88,10 @@ def build_scoring_batch(processor, images, questions, responses, pixel_transform
         r = response_token_ids(processor.tokenizer, text)
         rows.append(p + r)
         masks.append([0] * len(p) + [1] * len(r))
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    response_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    extra = {k: torch.zeros((len(rows), width), dtype=v.dtype) for k, v in per_token.items()}
-    for b, (r, m) in enumerate(zip(rows, masks)):
-        input_ids[b, :len(r)] = torch.tensor(r)
-        attention[b, :len(r)] = 1
-        response_mask[b, :len(r)] = torch.tensor(m)
-        for k, v in per_token.items():
-            prompt_part = v[b][prompt_mask[b].bool()]
-            extra[k][b, :len(prompt_part)] = prompt_part
+    input_ids, attention = right_pad(rows, pad)
+    response_mask, _ = right_pad(masks, 0)
+    extra = {k: right_pad([v[b][prompt_mask[b].bool()].tolist() for b in range(len(rows))], 0, v.dtype,
+                          width=input_ids.shape[1])[0] for k, v in per_token.items()}
     if pixel_transform is not None:
         enc["pixel_values"] = pixel_transform(enc["pixel_values"], enc.get("image_grid_thw"))
     return {"input_ids": input_ids, "attention_mask": attention, "response_mask": response_mask, **extra, **enc}
@@ -151,13 +154,8 @@ def group_scoring_batch(processor, images, questions, responses: Sequence[Sequen
     enc = encode_prompts(processor, images, questions, padding_side="left")
     if pixel_transform is not None:
         enc["pixel_values"] = pixel_transform(enc["pixel_values"], enc.get("image_grid_thw"))
-    ids = [response_token_ids(processor.tokenizer, t) for rs in responses for t in rs]
-    width = max(len(r) for r in ids)
-    response_ids = torch.full((len(ids), width), processor.tokenizer.pad_token_id, dtype=torch.long)
-    response_mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for m, r in enumerate(ids):
-        response_ids[m, :len(r)] = torch.tensor(r)
-        response_mask[m, :len(r)] = 1
+    response_ids, response_mask = right_pad(
+        [response_token_ids(processor.tokenizer, t) for rs in responses for t in rs], processor.tokenizer.pad_token_id)
     return {"prompt": enc, "response_ids": response_ids, "response_mask": response_mask,
             "counts": torch.tensor([len(rs) for rs in responses])}
 

@@ -37,7 +37,9 @@ CHAT_TEMPLATE = (
 )
 
 
-def train_tokenizer(corpus: list[str]) -> PreTrainedTokenizerFast:
+def train_tokenizer(corpus: list[str], special_tokens=SPECIAL_TOKENS, **named) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer of the corpus; `named` overrides the special-token names
+    (the tests build Qwen- and OneVision-style tokenizers with it)."""
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.normalizer = normalizers.Sequence([normalizers.Replace("\n", " "), normalizers.Lowercase()])
     # Metaspace keeps word boundaries in the tokens, so decoding restores spacing exactly.
@@ -45,11 +47,10 @@ def train_tokenizer(corpus: list[str]) -> PreTrainedTokenizerFast:
         pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always"),
         pre_tokenizers.Punctuation()])
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=SPECIAL_TOKENS))
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-        eos_token="</s>", extra_special_tokens={"image_token": IMAGE_TOKEN},
-        model_max_length=512, padding_side="right")
+    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=list(special_tokens)))
+    named = {"unk_token": "<unk>", "pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>",
+             "extra_special_tokens": {"image_token": IMAGE_TOKEN}, **named}
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=512, padding_side="right", **named)
 
 
 def build_tiny_llava(corpus: list[str], image_size: int, patch_size: int, vision: dict,

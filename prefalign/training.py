@@ -53,8 +53,6 @@ def score_groups(model, processor, items, groups, images, device) -> dict:
         rows = torch.split(x, counts)
         return torch.stack([torch.cat([r, r.new_zeros((width - len(r), *r.shape[1:]))]) for r in rows])
     return {"policy": per_item(policy_tok.sum(-1)), "ref": per_item(ref_tok.sum(-1)),
-            "mask": per_item(torch.ones(sum(counts), device=policy_tok.device)).bool(),
-            "n_tokens": per_item(mask.sum(-1)),
             "policy_tokens": per_item(policy_tok), "ref_tokens": per_item(ref_tok), "token_mask": per_item(mask),
             "group_sizes": [tuple(len(g) for g in gs) for gs in groups], "records": items}
 

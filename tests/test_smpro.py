@@ -78,7 +78,7 @@ def test_mgp_hand_computed_three_responses():
 def test_gradients_reach_every_log_ratio_and_unequal_sizes_batch():
     policy = torch.randn(3, 9, dtype=torch.float64, requires_grad=True)
     ref = torch.randn(3, 9, dtype=torch.float64)
-    scored = {"policy": policy, "ref": ref, "mask": torch.ones(3, 9, dtype=torch.bool),
+    scored = {"policy": policy, "ref": ref,
               "group_sizes": [(3, 3, 3), (1, 2, 2), (3, 6)]}
     loss, metrics = smpro_objective(scored, {"steepness": 0.5, "alpha": 0.17, "swap": "cauchy"})
     loss.backward()

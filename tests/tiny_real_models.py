@@ -6,11 +6,12 @@ special tokens and a chat template in its format, and the real processor classes
 (Qwen's dynamic-resolution patches, OneVision's anyres crops).
 """
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import (LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, LlavaOnevisionImageProcessor,
-                          LlavaOnevisionProcessor, LlavaOnevisionVideoProcessor, PreTrainedTokenizerFast,
-                          Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
-                          Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
+                          LlavaOnevisionProcessor, LlavaOnevisionVideoProcessor, Qwen2_5_VLConfig,
+                          Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2VLImageProcessor,
+                          Qwen2VLVideoProcessor)
+
+from prefalign.tiny_vlm import train_tokenizer
 
 
 def _chat_template(image_markup: str) -> str:
@@ -22,17 +23,10 @@ def _chat_template(image_markup: str) -> str:
 
 
 def _tokenizer(corpus, specials, image_token, video_token):
-    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always"), pre_tokenizers.Punctuation()])
-    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
-    tok.train_from_iterator(list(corpus) + ["user assistant system"],
-                            trainers.WordLevelTrainer(special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>",
-                                                                      "<unk>", *specials]))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<|endoftext|>",
-                                   eos_token="<|im_end|>",
-                                   extra_special_tokens={"image_token": image_token, "video_token": video_token})
+    return train_tokenizer(list(corpus) + ["user assistant system"],
+                           ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>", *specials],
+                           pad_token="<|endoftext|>", eos_token="<|im_end|>", bos_token=None,
+                           extra_special_tokens={"image_token": image_token, "video_token": video_token})
 
 
 def tiny_qwen2_5_vl(corpus, image_size=30):

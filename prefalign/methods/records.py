@@ -56,6 +56,8 @@ class Objective:
 
     `loss(scored, cfg) -> (scalar, metrics)` receives, for a batch of B items,
     `policy` and `ref` [B, Nmax] summed response log-probs (responses in group order,
-    best group first, zero-padded), `mask` [B, Nmax] and `group_sizes` (one tuple per item)."""
+    best group first, zero-padded), `group_sizes` (one tuple per item; they say which
+    entries are real), per-token `policy_tokens`, `ref_tokens`, `token_mask` [B, Nmax, T]
+    and the `records`."""
     select: Callable[[dict], list[list[dict]]]
     loss: Callable[[dict, dict], tuple]
