@@ -1,5 +1,6 @@
 # prefalign: SeVa, SMPRO, ConSR and ASPO side by side.
 # DAG: make_world -> train_base_model -> sample_prompts -> augment -> sample_responses
+#      (ConSR: -> describe_images -> revise_responses)
 #      -> build_preferences (ASPO: + train_clip) -> train -> evaluate -> tables
 from snakemake.utils import min_version, validate
 
@@ -24,6 +25,8 @@ include: "rules/sample_prompts.smk"
 include: "rules/augment.smk"
 include: "rules/train_clip.smk"
 include: "rules/sample_responses.smk"
+include: "rules/describe_images.smk"
+include: "rules/revise_responses.smk"
 include: "rules/build_preferences.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"

@@ -31,6 +31,9 @@ def validate_config(cfg: dict) -> dict:
         if name not in cfg[pool]:
             raise ConfigError(f"config key '{where}': unknown {kind} '{name}' (defined: {sorted(cfg[pool])})")
 
+    for reserved in ("clean", "revised"):
+        if reserved in cfg["augmentations"]:
+            raise ConfigError(f"config key 'augmentations.{reserved}': the view name '{reserved}' is reserved")
     for name, p in cfg["preference_sets"].items():
         ref("prompt set", p["prompts"], f"preference_sets.{name}.prompts", "prompt_sets")
         ref("generation", p["generation"], f"preference_sets.{name}.generation", "generation")
@@ -51,14 +54,25 @@ def validate_config(cfg: dict) -> dict:
                 raise ConfigError(f"config key 'preference_sets.{name}.groups.{g}.per_view': "
                                   f"{group['per_view']} > num_return_sequences {samples} of "
                                   f"generation '{p['generation']}'")
+        if p["method"] == "consr":
+            consr_references(cfg, name, p, samples)
+    for name, c in cfg.get("consr_prompts", {}).items():
+        for field, fields in (("revision_template", ("{description}", "{question}", "{response}")),
+                              ("context_template", ("{description}", "{prompt}"))):
+            missing = [f for f in fields if f not in c[field]]
+            if missing:
+                raise ConfigError(f"config key 'consr_prompts.{name}.{field}': lacks {', '.join(missing)}")
+        for field in ("description_generation", "revision_generation"):
+            ref("generation", c[field], f"consr_prompts.{name}.{field}", "generation")
     for name, r in cfg["runs"].items():
         ref("preference set", r["preferences"], f"runs.{name}.preferences", "preference_sets")
         ref("objective", r["objective"], f"runs.{name}.objective", "objectives")
         ref("training setting", r["training"], f"runs.{name}.training", "training")
-        if cfg["objectives"][r["objective"]]["loss"] == "aspo" and \
-                cfg["preference_sets"][r["preferences"]]["method"] != "aspo":
-            raise ConfigError(f"config key 'runs.{name}.preferences': the aspo loss needs a preference set "
-                              "built by method aspo (it reads the stored sentence units)")
+        loss = cfg["objectives"][r["objective"]]["loss"]
+        if loss in ("aspo", "consr") and cfg["preference_sets"][r["preferences"]]["method"] != loss:
+            stored = "sentence units" if loss == "aspo" else "token probability shifts"
+            raise ConfigError(f"config key 'runs.{name}.preferences': the {loss} loss needs a preference set "
+                              f"built by method {loss} (it reads the stored {stored})")
         extra = sorted(set(r.get("seeds", [])) - set(cfg["seeds"]))
         if extra:
             raise ConfigError(f"config key 'runs.{name}.seeds': {extra} not among the top-level seeds")
@@ -93,6 +107,26 @@ def validate_config(cfg: dict) -> dict:
     if bm["kind"] == "tiny_llava" and not ("tiny" in bm and "sft" in bm):
         raise ConfigError("config key 'base_model.tiny': tiny_llava needs 'tiny' and 'sft' sections")
     return cfg
+
+
+def consr_references(cfg: dict, name: str, p: dict, samples: int) -> None:
+    key = f"preference_sets.{name}"
+    if p["consr_prompts"] not in cfg.get("consr_prompts", {}):
+        raise ConfigError(f"config key '{key}.consr_prompts': unknown consr_prompts entry '{p['consr_prompts']}' "
+                          f"(defined: {sorted(cfg.get('consr_prompts', {}))})")
+    for field in ("noisy_augmentation", "corrupt_augmentation"):
+        if field in p and p[field] not in cfg["augmentations"]:
+            raise ConfigError(f"config key '{key}.{field}': unknown augmentation '{p[field]}' "
+                              f"(defined: {sorted(cfg['augmentations'])})")
+    n = p["candidates"]
+    if n["noisy"] and "noisy_augmentation" not in p:
+        raise ConfigError(f"config key '{key}.noisy_augmentation': required when candidates.noisy > 0")
+    for source in ("sampled", "revised", "noisy"):  # revisions are of the clean samples
+        if n[source] > samples:
+            raise ConfigError(f"config key '{key}.candidates.{source}': {n[source]} > num_return_sequences "
+                              f"{samples} of generation '{p['generation']}'")
+    if p.get("selection") == "noise_pair" and not n["noisy"]:
+        raise ConfigError(f"config key '{key}.selection': noise_pair needs candidates.noisy > 0")
 
 
 def path_keys(cfg: dict):

@@ -68,3 +68,66 @@ def open_image(root, rel: str, source, record) -> Image.Image:
         raise RecordError(source, record, "image", f"image file not found: {p}") from None
     except (UnidentifiedImageError, OSError) as e:
         raise RecordError(source, record, "image", f"unreadable image {p}: {e}") from None
+
+
+# RLAIF-V's released files (openbmb/RLAIF-V-Dataset, RLAIF-V-Dataset_000.parquet, ...).
+RLAIF_V_COLUMNS = ("question", "idx", "image_path")
+
+
+def rlaif_v_files(path) -> list[Path]:
+    """A parquet file, or every *.parquet in a folder, in name order."""
+    p = Path(path)
+    files = sorted(p.glob("*.parquet")) if p.is_dir() else [p]
+    if not files or not files[0].exists():
+        raise RecordError(path, "<files>", "path", "no RLAIF-V parquet file found")
+    return files
+
+
+def load_rlaif_v(path) -> list[Conversation]:
+    """RLAIF-V's instructions as one-turn prompts (id = `idx`, image = `image_path`).
+
+    Only the text columns are read here; `extract_rlaif_v_images` writes the images of the
+    prompts actually sampled. A missing column or an empty field names file, row and field."""
+    import pyarrow.parquet as pq
+
+    out, seen = [], {}
+    for f in rlaif_v_files(path):
+        names = pq.read_schema(f).names
+        for col in (*RLAIF_V_COLUMNS, "image"):
+            if col not in names:
+                raise RecordError(f, "<schema>", col, f"missing column (columns: {names})")
+        table = pq.read_table(f, columns=list(RLAIF_V_COLUMNS)).to_pylist()
+        for i, row in enumerate(table):
+            for col in RLAIF_V_COLUMNS:
+                if row[col] is None or (isinstance(row[col], str) and not row[col].strip()):
+                    raise RecordError(f, f"row {i}", col, "empty")
+            rid = str(row["idx"])
+            if rid in seen:
+                raise RecordError(f, f"row {i}", "idx", f"duplicate id {rid} (first in {seen[rid]})")
+            seen[rid] = f"{f.name} row {i}"
+            out.append(Conversation(rid, str(row["image_path"]), (Turn(row["question"].strip(), None),)))
+    return out
+
+
+def extract_rlaif_v_images(path, ids: set[str], image_root) -> None:
+    """Write the released image bytes of the given ids to image_root/<image_path>, once."""
+    import pyarrow.parquet as pq
+
+    from .io import atomic_path
+
+    wanted = set(ids)
+    for f in rlaif_v_files(path):
+        rows = pq.read_table(f, columns=["idx", "image_path", "image"]).to_pylist()
+        for i, row in enumerate(rows):
+            if str(row["idx"]) not in wanted:
+                continue
+            dest = Path(image_root) / str(row["image_path"])
+            if dest.exists():
+                continue
+            image = row["image"] or {}
+            data = image.get("bytes") if isinstance(image, dict) else None
+            if not data:
+                raise RecordError(f, f"row {i}", "image.bytes", "no image bytes")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(dest) as tmp:
+                tmp.write_bytes(data)

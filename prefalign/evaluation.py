@@ -38,6 +38,15 @@ def _jsonable(x):
     return str(x)
 
 
+def model_kwargs(model_class, device: str, dtype: str) -> dict:
+    """Device and dtype for an lmms-eval model class, as far as its constructor takes them
+    (`llava_hf` takes `dtype`; `qwen2_5_vl` rejects unknown arguments and loads bf16 itself)."""
+    import inspect
+
+    accepted = inspect.signature(model_class.__init__).parameters
+    return {k: v for k, v in {"device": device, "device_map": device, "dtype": dtype}.items() if k in accepted}
+
+
 def run_lmms_eval(model_path: str, adapter: str | None, tasks: list[str], task_dir: Path,
                   limit: int | None, model_name: str = "llava_hf", dtype: str = "float32",
                   device: str = "cpu") -> tuple[dict, dict]:
@@ -46,7 +55,7 @@ def run_lmms_eval(model_path: str, adapter: str | None, tasks: list[str], task_d
     from lmms_eval.models import get_model
     from lmms_eval.tasks import TaskManager
 
-    lm = get_model(model_name)(pretrained=model_path, device=device, device_map=device, dtype=dtype)
+    lm = get_model(model_name)(pretrained=model_path, **model_kwargs(get_model(model_name), device, dtype))
     if adapter:
         from peft import PeftModel
 

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from . import world as W
 from .augment import AugmentSpec, View, split_images, tensor_digest
-from .data import load_conversations, open_image
+from .data import extract_rlaif_v_images, load_conversations, load_rlaif_v, open_image
 from .io import RecordError, atomic_path, read_jsonl, require, write_json, write_jsonl
 
 log = logging.getLogger("prefalign")
@@ -36,7 +36,7 @@ def make_world(out_dir, wcfg: dict) -> None:
     spec = W.WorldSpec(image_size=wcfg["image_size"], grid=wcfg["grid"])
     counts = W.build_world(out_dir, wcfg["seed"], spec, wcfg["n_sft_images"],
                            wcfg["n_pool_images"], wcfg["n_eval"],
-                           reasoning_share=wcfg["reasoning_share"])
+                           reasoning_share=wcfg["reasoning_share"], consr_share=wcfg.get("consr_share", 0.0))
     log.info("world written to %s: %s", out_dir, counts)
 
 
@@ -135,7 +135,8 @@ def sample_prompts(out_path, pcfg: dict, seed: int, world_dir) -> None:
     """Draw `n` prompts (image + question, never an answer) from the configured source."""
     src = resolve(pcfg["source"]["path"], world_dir)
     root = resolve(pcfg["source"]["image_root"], world_dir)
-    convs = load_conversations(src, require_answers=False)
+    rlaif_v = pcfg["source"]["format"] == "rlaif_v"
+    convs = load_rlaif_v(src) if rlaif_v else load_conversations(src, require_answers=False)
     suffix = f" {pcfg['reasoning_prompt']}" if pcfg.get("reasoning_prompt") else ""
     prompts = [{"id": c.id if len(c.turns) == 1 else f"{c.id}#{k}", "image": str(Path(root) / c.image),
                 "question": strip_suffixes(t.question, pcfg["source"].get("strip_suffixes", ())) + suffix}
@@ -144,6 +145,8 @@ def sample_prompts(out_path, pcfg: dict, seed: int, world_dir) -> None:
         raise ValueError(f"{src}: asked for {pcfg['n']} prompts, the source has {len(prompts)}")
     pick = sorted(np.random.default_rng(seed).choice(len(prompts), pcfg["n"], replace=False).tolist())
     chosen = [prompts[i] for i in pick]
+    if rlaif_v:  # the released images live inside the parquet files
+        extract_rlaif_v_images(src, {p["id"] for p in chosen}, root)
     for p in chosen:  # a missing or unreadable image stops here, naming the record
         open_image("", p["image"], src, p["id"])
     write_jsonl(out_path, chosen)
@@ -236,9 +239,54 @@ def checked_view(view: View, part, expected: dict, manifest_path):
     return apply
 
 
+def shard_range(n_items: int, batch_size: int, shard: tuple[int, int]) -> range:
+    """Items of shard k of n: a contiguous run of whole batches (so every batch, and its
+    seed, is the one an unsharded job would use)."""
+    k, n = shard
+    n_batches = -(-n_items // batch_size)
+    first, last = k * n_batches // n, (k + 1) * n_batches // n
+    return range(first * batch_size, min(last * batch_size, n_items))
+
+
+def generation_seed(seed: int, view: str, batch_start: int) -> int:
+    """The sampling seed of one batch: from the run's seed, the view and the batch's start.
+
+    Views get their own streams: with a shared stream, samples from a slightly noised image
+    repeat the clean image's samples token for token wherever the noise leaves the
+    distribution nearly unchanged, which is not independent sampling."""
+    import zlib
+
+    offset = 0 if view == "clean" else zlib.crc32(view.encode()) * 7_919
+    return seed * 1_000_003 + batch_start + offset
+
+
+def generate_batches(model, processor, items, images, questions, gcfg: dict, seed: int, desc: str,
+                     pixel_transform_for=None, shard: tuple[int, int] = (0, 1),
+                     view: str = "clean") -> list[list[tuple[str, int]]]:
+    """Generate for the shard's items in batches of the generation config; per item (text,
+    n_tokens)s. Sampling is seeded per batch from (seed, view, batch start in the whole
+    list), so a rerun, or the same batch in another shard split, gives the same texts."""
+    from .model import generate
+
+    out, bs = [], gcfg["batch_size"]
+    span = shard_range(len(items), bs, shard)
+    for s in tqdm(range(span.start, span.stop, bs), desc=desc, mininterval=5):
+        part = items[s:s + bs]
+        out += generate(model, processor, images(part), questions[s:s + bs],
+                        max_new_tokens=gcfg["max_new_tokens"], do_sample=gcfg["do_sample"],
+                        temperature=gcfg.get("temperature", 1.0), top_p=gcfg.get("top_p", 1.0),
+                        num_return_sequences=gcfg.get("num_return_sequences", 1),
+                        pixel_transform=pixel_transform_for(part) if pixel_transform_for else None,
+                        seed=generation_seed(seed, view, s))
+    return out
+
+
 def sample_responses(prompts_path, model_dir, manifest_path, out_path, view_name: str, aug_cfg,
-                     gen_name: str, gcfg: dict, seed: int, device: str, dtype: str) -> None:
-    from .model import generate, load_model
+                     gen_name: str, gcfg: dict, seed: int, device: str, dtype: str,
+                     shard: tuple[int, int] = (0, 1)) -> None:
+    """Responses to every prompt under the view, or to shard k of n of them (`join_shards`
+    concatenates the n shard files into exactly the unsharded file)."""
+    from .model import load_model
 
     model, processor = load_model(model_dir, dtype=dtype, device=device)
     view = View(None if view_name == "clean" else AugmentSpec.from_config(view_name, aug_cfg), seed)
@@ -246,27 +294,87 @@ def sample_responses(prompts_path, model_dir, manifest_path, out_path, view_name
     expected = {}
     if manifest_path:
         expected = {r["id"]: r["digest"] for r in read_jsonl(manifest_path)}
-    out, bs = [], gcfg["batch_size"]
-    for s in tqdm(range(0, len(prompts), bs), desc=f"sample {view_name}/{gen_name}"):
-        part = prompts[s:s + bs]
-        ids = [p["id"] for p in part]
-        images = [open_image("", p["image"], prompts_path, p["id"]) for p in part]
-        gens = generate(model, processor, view.images(images, ids), [p["question"] for p in part],
-                        max_new_tokens=gcfg["max_new_tokens"], do_sample=gcfg["do_sample"],
-                        temperature=gcfg.get("temperature", 1.0), top_p=gcfg.get("top_p", 1.0),
-                        num_return_sequences=gcfg.get("num_return_sequences", 1),
-                        pixel_transform=checked_view(view, part, expected, manifest_path),
-                        seed=seed * 1_000_003 + s)
-        for p, g in zip(part, gens):
-            out.append({**p, "view": view_name, "generation": gen_name,
-                        "responses": [{"text": t, "n_tokens": n} for t, n in g]})
-    write_jsonl(out_path, out)
+
+    def images(part):
+        return view.images([open_image("", p["image"], prompts_path, p["id"]) for p in part], [p["id"] for p in part])
+
+    gens = generate_batches(model, processor, prompts, images, [p["question"] for p in prompts], gcfg, seed,
+                            f"sample {view_name}/{gen_name}",
+                            lambda part: checked_view(view, part, expected, manifest_path), shard, view_name)
+    mine = [prompts[i] for i in shard_range(len(prompts), gcfg["batch_size"], shard)]
+    write_jsonl(out_path, [{**p, "view": view_name, "generation": gen_name,
+                            "responses": [{"text": t, "n_tokens": n} for t, n in g]} for p, g in zip(mine, gens)])
+
+
+def join_shards(shard_paths, out_path) -> None:
+    """Concatenate shard files, in shard order, into one file (written atomically)."""
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as out:
+        for p in shard_paths:
+            out.write(Path(p).read_bytes())
+
+
+# ---------------------------------------------------------------- describe_images, revise_responses (ConSR)
+
+def describe_images(prompts_path, model_dir, out_path, prompt: str, gcfg: dict, seed: int, device: str,
+                    dtype: str) -> None:
+    """The model's own description of each prompt's image (ConSR's d), one per distinct image."""
+    from .model import load_model
+
+    model, processor = load_model(model_dir, dtype=dtype, device=device)
+    prompts = read_prompts(prompts_path)
+    first = list({p["image"]: p for p in prompts}.values())  # one prompt per image names it
+
+    def images(part):
+        return [open_image("", p["image"], prompts_path, p["id"]) for p in part]
+
+    gens = generate_batches(model, processor, first, images, [prompt] * len(first), gcfg, seed, "describe images")
+    text = {p["image"]: g[0][0] for p, g in zip(first, gens)}
+    write_jsonl(out_path, [{"id": p["id"], "image": p["image"], "description": text[p["image"]]} for p in prompts])
+
+
+def read_descriptions(path) -> dict[str, str]:
+    out = {}
+    for i, r in enumerate(read_jsonl(path), 1):
+        out[require(r, "id", str, path, f"line {i}")] = require(r, "description", str, path, f"line {i}")
+    return out
+
+
+def revise_responses(prompts_path, model_dir, descriptions_path, responses_path, out_path, template: str,
+                     gen_name: str, gcfg: dict, seed: int, device: str, dtype: str) -> None:
+    """ConSR's revisions: each clean sample rewritten by the model given its own description,
+    the question and that sample (the revision template), on the clean image."""
+    from .model import load_model
+
+    model, processor = load_model(model_dir, dtype=dtype, device=device)
+    prompts = read_prompts(prompts_path)
+    descriptions = read_descriptions(descriptions_path)
+    sampled = {r["id"]: r for r in read_jsonl(responses_path)}
+    jobs = []  # (prompt, sample index, revision prompt)
+    for p in prompts:
+        if p["id"] not in sampled:
+            raise RecordError(responses_path, p["id"], "id", "no sampled responses for this prompt")
+        if p["id"] not in descriptions:
+            raise RecordError(descriptions_path, p["id"], "id", "no description for this prompt")
+        for k, r in enumerate(sampled[p["id"]]["responses"]):
+            jobs.append((p, k, template.format(description=descriptions[p["id"]], question=p["question"],
+                                               response=r["text"])))
+
+    def images(part):
+        return [open_image("", p["image"], prompts_path, p["id"]) for p, _, _ in part]
+
+    gens = generate_batches(model, processor, jobs, images, [q for _, _, q in jobs], gcfg, seed, "revise responses")
+    revised = {}
+    for (p, k, _), g in zip(jobs, gens):
+        revised.setdefault(p["id"], []).append({"text": g[0][0], "n_tokens": g[0][1], "revises": k})
+    write_jsonl(out_path, [{**p, "view": "revised", "generation": gen_name, "responses": revised[p["id"]]}
+                           for p in prompts])
 
 
 # ---------------------------------------------------------------- build_preferences
 
 def build_preferences(prompts_path, response_paths: dict, out_path, stats_path, pref_cfg: dict, model_dir=None,
-                      clip_dir=None, clip_cfg=None, device: str = "cpu", dtype: str = "float32") -> None:
+                      clip_dir=None, clip_cfg=None, device: str = "cpu", dtype: str = "float32", seed: int = 0,
+                      descriptions_path=None, consr_prompts=None, augmentations=None) -> None:
     from .methods import method
     from .methods.records import validate_record
 
@@ -292,7 +400,8 @@ def build_preferences(prompts_path, response_paths: dict, out_path, stats_path, 
         from .clip_similarity import load_clip
         return load_clip(clip_cfg, clip_dir)
 
-    resources = {"model": load_base, "clip": load_scorer,
+    resources = {"model": load_base, "clip": load_scorer, "seed": seed, "augmentations": augmentations or {},
+                 "descriptions": lambda: read_descriptions(descriptions_path), "prompting": consr_prompts,
                  "load_image": lambda r: open_image("", r["image"], prompts_path, r["id"])}
     records, stats = method(pref_cfg["method"]).build(prompts, responses, pref_cfg, resources)
     for i, r in enumerate(records):
@@ -345,21 +454,32 @@ def train_clip(world_dir, out_dir, log_csv, ccfg: dict) -> None:
 
 def train(pref_path, model_dir, adapter_dir, log_csv, curves_png, run_cfg: dict, obj_cfg: dict,
           tcfg: dict, seed: int, device: str, dtype: str) -> None:
+    """Train one run's LoRA adapter; with `processes: N` > 1, on N processes (torchrun)."""
+    from . import distributed
     from .methods import objective
     from .methods.records import validate_record
     from .model import load_model
     from .training import add_lora, train_preferences
 
+    if tcfg.get("processes", 1) > 1 and not distributed.launched_by_torchrun():
+        kwargs = dict(pref_path=str(pref_path), model_dir=str(model_dir), adapter_dir=str(adapter_dir),
+                      log_csv=str(log_csv), curves_png=str(curves_png), run_cfg=run_cfg, obj_cfg=obj_cfg,
+                      tcfg=tcfg, seed=seed, device=device, dtype=dtype)
+        return distributed.launch(tcfg["processes"], kwargs)
+    device = distributed.init(device)
     records = [validate_record(r, pref_path, f"line {i}") for i, r in enumerate(read_jsonl(pref_path), 1)]
     model, processor = load_model(model_dir, dtype=dtype, device=device)
+    torch.manual_seed(seed)  # LoRA's A matrices are drawn at random: the same in every process and rerun
     model = add_lora(model, tcfg["lora"])
     rows = train_preferences(model, processor, records,
                              lambda r: open_image("", r["image"], pref_path, r["id"]),
                              objective(obj_cfg["loss"]), obj_cfg, tcfg, seed, device)
-    with atomic_path(adapter_dir) as tmp:
-        model.save_pretrained(tmp)
-    write_csv(log_csv, rows)
-    save_figure(training_curves(rows, run_cfg.get("label", "")), curves_png)
+    if distributed.world()[0] == 0:  # every process holds the same weights; one writes
+        with atomic_path(adapter_dir) as tmp:
+            model.save_pretrained(tmp)
+        write_csv(log_csv, rows)
+        save_figure(training_curves(rows, run_cfg.get("label", "")), curves_png)
+    distributed.finish()
 
 
 def training_curves(rows, title: str):

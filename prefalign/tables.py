@@ -45,8 +45,8 @@ def hierarchical_bootstrap(per_seed: list[list], aggregate, n: int, confidence: 
     return point, float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))
 
 
-def fmt(point, low, high) -> str:
-    return f"{100 * point:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+def fmt(point, low, high, scale: float = 100) -> str:
+    return f"{scale * point:.1f} [{scale * low:.1f}, {scale * high:.1f}]"
 
 
 def load_samples(eval_dir) -> dict[str, list[dict]]:
@@ -72,11 +72,27 @@ def main_table(models: dict[str, list[str]], labels: dict[str, str], tcfg: dict)
     return pd.DataFrame(rows)
 
 
-def ranked_pair_outcomes(rec: dict, answers: dict):
+def ground_truth_scores(rec: dict, answers: dict) -> list[list[float]]:
+    """Correctness of every response of a record, group by group."""
+    gt = answers[rec["id"].split("#")[0]]
+    return [[correctness(gt["family"], r["text"], gt["answer"], gt["scene"]) for r in g] for g in rec["groups"]]
+
+
+def rank_correlation(scores: list[list[float]]) -> float | None:
+    """Spearman correlation between the record's ranking (group order, ties within a group)
+    and ground-truth correctness over all its responses; None where either is constant."""
+    from scipy.stats import spearmanr
+
+    rank = [-g for g, group in enumerate(scores) for _ in group]
+    truth = [x for group in scores for x in group]
+    if len(set(truth)) < 2 or len(set(rank)) < 2:
+        return None
+    return float(spearmanr(rank, truth).statistic)
+
+
+def ranked_pair_outcomes(scores: list[list[float]]):
     """(better group, worse group, outcome) for every pair of responses in different groups;
     outcome is +1 when the better-ranked response is more correct, 0 on a tie, -1 reversed."""
-    gt = answers[rec["id"].split("#")[0]]
-    scores = [[correctness(gt["family"], r["text"], gt["answer"], gt["scene"]) for r in g] for g in rec["groups"]]
     for i, j in ((i, j) for i in range(len(scores)) for j in range(i + 1, len(scores))):
         for a in scores[i]:
             for b in scores[j]:
@@ -89,15 +105,21 @@ def label_accuracy(pref_files: dict[str, list[str]], answers_path, tcfg: dict) -
     Over every pair of responses in different groups (a SeVa record is one pair; an SMPRO
     record of 3x3 has 27). Correctness comes from the world's ground truth, which no method
     may read; only the miniature can measure this. Returns the overall table and the
-    breakdown per pair of groups (G1 vs G2, G1 vs G3, ...)."""
+    breakdown per pair of groups (G1 vs G2, G1 vs G3, ...). Spearman: per record, between
+    its ranking and correctness (ConSR reports a median of 0.448 against GPT-4 rankings),
+    over records where both vary."""
     answers = read_json(answers_path)
     rows, by_groups = [], []
     for name, files in pref_files.items():
-        per_seed, outcomes_all, pairs = [], [], {}
+        per_seed, outcomes_all, pairs, rhos = [], [], {}, []
         for f in files:
             outcomes = []
             for rec in read_jsonl(f):
-                for i, j, o in ranked_pair_outcomes(rec, answers):
+                scores = ground_truth_scores(rec, answers)
+                rho = rank_correlation(scores)
+                if rho is not None:
+                    rhos.append(rho)
+                for i, j, o in ranked_pair_outcomes(scores):
                     outcomes.append(float(o > 0))
                     outcomes_all.append(o)
                     pairs.setdefault((i, j), []).append(o)
@@ -108,7 +130,10 @@ def label_accuracy(pref_files: dict[str, list[str]], answers_path, tcfg: dict) -
         o = np.array(outcomes_all)
         rows.append({"preference set": name, "pairs": len(o), "label accuracy": p,
                      "label accuracy low": lo, "label accuracy high": hi,
-                     "ties": float(np.mean(o == 0)), "reversed": float(np.mean(o < 0))})
+                     "ties": float(np.mean(o == 0)), "reversed": float(np.mean(o < 0)),
+                     "Spearman median": float(np.median(rhos)) if rhos else float("nan"),
+                     "Spearman mean": float(np.mean(rhos)) if rhos else float("nan"),
+                     "records with Spearman": len(rhos)})
         for (i, j), os_ in sorted(pairs.items()):
             os_ = np.array(os_)
             by_groups.append({"preference set": name, "groups": f"G{i + 1} > G{j + 1}", "pairs": len(os_),
@@ -158,8 +183,26 @@ def diversity(sets: dict[str, list[str]], window: int, tcfg: dict) -> pd.DataFra
 PERCENT_COLUMNS = ("ties", "reversed", "more correct")
 
 
-def to_markdown(df: pd.DataFrame, title: str, note: str = "") -> str:
-    """Render 'X', 'X low', 'X high' column triples as 'mean [low, high]' in percent."""
+def response_lengths(models: dict[str, list[str]], labels: dict[str, str], tasks, tcfg: dict) -> pd.DataFrame:
+    """Mean words per response on each benchmark, base and every run (ConSR's length-bias
+    claim: DPO lengthens answers, its length normalisation curbs that)."""
+    rows = []
+    for name, dirs in models.items():
+        samples = [load_samples(d) for d in dirs]
+        row = {"model": labels.get(name, name), "seeds": len(dirs)}
+        for task in tasks:
+            if task not in samples[0]:
+                continue
+            per_seed = [[len(words(r["response"][0])) for r in s[task]] for s in samples]
+            label = f"{task.removeprefix('prefalign_')} words"
+            p, lo, hi = hierarchical_bootstrap(per_seed, np.mean, tcfg["bootstrap_samples"], tcfg["confidence"])
+            row[label], row[label + " low"], row[label + " high"] = p, lo, hi
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def to_markdown(df: pd.DataFrame, title: str, note: str = "", scale: float = 100) -> str:
+    """Render 'X', 'X low', 'X high' column triples as 'mean [low, high]' (times `scale`)."""
     cols = [c for c in df.columns if not c.endswith(" low") and not c.endswith(" high")]
     out = [f"# {title}", ""]
     if note:
@@ -170,7 +213,7 @@ def to_markdown(df: pd.DataFrame, title: str, note: str = "") -> str:
         cells = []
         for c in cols:
             if f"{c} low" in df.columns:
-                cells.append(fmt(r[c], r[f"{c} low"], r[f"{c} high"]))
+                cells.append(fmt(r[c], r[f"{c} low"], r[f"{c} high"], scale))
             elif isinstance(r[c], float):
                 cells.append(f"{100 * r[c]:.1f}" if c in PERCENT_COLUMNS else f"{r[c]:.2f}")
             else:
@@ -196,13 +239,13 @@ def plot_main(df: pd.DataFrame):
     return fig
 
 
-def write_table(out_dir: Path, name: str, df: pd.DataFrame, title: str, note: str) -> None:
+def write_table(out_dir: Path, name: str, df: pd.DataFrame, title: str, note: str, scale: float = 100) -> None:
     from .io import atomic_path
 
     with atomic_path(out_dir / f"{name}.csv") as tmp:
         df.to_csv(tmp, index=False, float_format="%.6f")
     with atomic_path(out_dir / f"{name}.md") as tmp:
-        tmp.write_text(to_markdown(df, title, note))
+        tmp.write_text(to_markdown(df, title, note, scale))
 
 
 def measured_value(eval_dir, task: str, metric: str):
@@ -271,6 +314,9 @@ def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, main_r
         for name, a in ablations.items():
             df = main_table({m: models[m] for m in ["base", *a["runs"]]}, labels, tcfg)
             write_table(out_dir, f"ablation_{name}", df, a["title"], note)
+        lengths = response_lengths(models, labels, [t for t in tasks if t.startswith("prefalign_")], tcfg)
+        write_table(out_dir, "response_length", lengths, "Response length on the benchmarks (words per response)",
+                    note.replace("in percent", "in words"), scale=1)
     if answers_path is not None:  # ground truth exists in the miniature only
         overall, by_groups = label_accuracy(pref_files, answers_path, tcfg)
         write_table(out_dir, "label_accuracy", overall, "Label accuracy of preference sets against ground truth",

@@ -12,6 +12,7 @@ import random
 import torch
 from tqdm import tqdm
 
+from . import distributed
 from .methods.records import Objective
 from .model import group_scoring_batch, shared_prefix_token_logps
 
@@ -58,14 +59,14 @@ def score_groups(model, processor, items, groups, images, device) -> dict:
 
 
 def accumulate(model, processor, items, load_image, objective: Objective, objective_cfg: dict,
-               micro_batch_size: int, device) -> tuple[float, dict]:
+               micro_batch_size: int, device, batch_size: int | None = None) -> tuple[float, dict]:
     """Backward the batch's mean loss in micro-batches (gradient accumulation: the papers'
     batch of 128 on GPUs that hold a few sequences); returns the loss and metrics, weighted
-    by micro-batch size."""
+    by micro-batch size. `items` may be this process's share of a batch of `batch_size`."""
     total, metrics = 0.0, {}
     for s in range(0, len(items), micro_batch_size):
         part = items[s:s + micro_batch_size]
-        share = len(part) / len(items)
+        share = len(part) / (batch_size or len(items))
         scored = score_groups(model, processor, part, [objective.select(r) for r in part],
                               [load_image(r) for r in part], device)
         loss, m = objective.loss(scored, objective_cfg)
@@ -100,11 +101,15 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, steps, warmup))
     model.train()
     log = []
-    for step in tqdm(range(steps), desc="train", mininterval=5):
+    rank, processes = distributed.world()
+    for step in tqdm(range(steps), desc="train", mininterval=5, disable=rank > 0):
         items = [records[i] for i in order[step * bs:(step + 1) * bs]]
         opt.zero_grad(set_to_none=True)
-        loss, metrics = accumulate(model, processor, items, load_image, objective, objective_cfg,
-                                   tcfg.get("micro_batch_size") or bs, device)
+        # data parallel: each process scores every processes-th item of the batch
+        loss, metrics = accumulate(model, processor, items[rank::processes], load_image, objective, objective_cfg,
+                                   tcfg.get("micro_batch_size") or bs, device, batch_size=len(items))
+        distributed.sum_gradients(params)
+        loss, metrics = distributed.sum_objects(loss, metrics)
         if tcfg.get("max_grad_norm"):
             torch.nn.utils.clip_grad_norm_(params, tcfg["max_grad_norm"])
         opt.step()

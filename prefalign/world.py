@@ -32,6 +32,12 @@ DESCRIBE_QUESTION = "describe the image."
 # SMPRO's reasoning prompt (its Figure 2). The SFT split teaches the base model to answer
 # it with the short answer followed by the visual evidence, as instruction-tuned VLMs do.
 REASONING_PROMPT = "Answer the question and explain why?"
+# ConSR's prompt enriched with the model's own description (its appendix B.1, verbatim).
+CONTEXT_TEMPLATE = "For your reference, the input image can be described as follows: {description} {prompt}"
+# ConSR's revision prompt, shortened for the miniature's 256-token context: the paper's
+# layout (description, question, original response) under a one-line instruction.
+REVISION_TEMPLATE = ("revise your original response only if necessary. description: {description} "
+                     "question: {question} original response: {response}")
 
 # 3x5 bitmap digits, row-major, '#' = ink.
 _DIGITS = {
@@ -269,6 +275,46 @@ def reasoning_variant(qa: dict, scene: dict, spec: WorldSpec) -> dict:
             "answer": f"{qa['answer']}. {explanation(qa, scene, spec)}"}
 
 
+def wrong_answer(rng, qa: dict, scene: dict, spec: WorldSpec) -> str:
+    """A plausible answer of the same form that is false for the scene (for revision turns)."""
+    fam, answer = qa["family"], qa["answer"]
+    if fam == "exist":
+        return "no" if answer == "yes" else "yes"
+    if fam == "describe":  # one object recoloured into a colour-shape absent from the scene
+        k = int(rng.integers(len(scene["objects"])))
+        objs = [dict(o) for o in scene["objects"]]
+        absent = [c for c in COLOURS if (c, objs[k]["shape"]) not in _present(scene)]
+        objs[k]["colour"] = absent[int(rng.integers(len(absent)))]
+        return describe({**scene, "objects": objs}, spec.grid)
+    options = {
+        "colour": list(COLOURS),
+        "count": list(NUMBERS[:5]),
+        "position": [position_name(c, spec.grid) for c in range(spec.grid * spec.grid)],
+        "cell": ["nothing", "a sign"] + [f"a {z} {c} {s}" for z in SIZES for c in COLOURS for s in SHAPES],
+        "text": [str(n) for n in range(10, 100)],
+    }[fam]
+    return _other(rng, options, answer)
+
+
+def _other(rng, options: list[str], current: str) -> str:
+    rest = [o for o in options if o != current]
+    return rest[int(rng.integers(len(rest)))]
+
+
+def revision_turn(rng, qa: dict, scene: dict, spec: WorldSpec) -> dict:
+    """ConSR's revision: given the description, the question and an original response (half
+    the time wrong), answer with the corrected response in the original's form."""
+    original = qa["answer"] if rng.random() < 0.5 else wrong_answer(rng, qa, scene, spec)
+    question = REVISION_TEMPLATE.format(description=describe(scene, spec.grid), question=qa["question"],
+                                        response=original)
+    return {**qa, "family": f"revise_{qa['family']}", "question": question}
+
+
+def context_turn(qa: dict, scene: dict, spec: WorldSpec) -> dict:
+    """ConSR's enriched prompt: the question after a description of the image."""
+    return {**qa, "question": CONTEXT_TEMPLATE.format(description=describe(scene, spec.grid), prompt=qa["question"])}
+
+
 def popularity_order(spec: WorldSpec) -> list[tuple[str, str]]:
     pc, ps = _zipf_probs(len(COLOURS), spec.zipf), _zipf_probs(len(SHAPES), spec.zipf)
     pairs = [((c, s), pc[i] * ps[j]) for i, c in enumerate(COLOURS) for j, s in enumerate(SHAPES)]
@@ -374,9 +420,21 @@ def with_reasoning_turns(rng, scene: dict, qas: list[dict], spec: WorldSpec, sha
     return qas
 
 
+def with_consr_turns(rng, scene: dict, qas: list[dict], spec: WorldSpec, share: float) -> list[dict]:
+    """With probability `share` each, one revision turn and one description-context turn
+    (on questions of the image), so that the base model knows ConSR's two prompts."""
+    base = [qa for qa in qas if REASONING_PROMPT not in qa["question"]]
+    extra = []
+    if rng.random() < share:
+        extra.append(revision_turn(rng, base[int(rng.integers(len(base)))], scene, spec))
+    if rng.random() < share:
+        extra.append(context_turn(qas[int(rng.integers(len(qas)))], scene, spec))
+    return qas + extra
+
+
 def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
                 n_eval: dict, pool_families=FAMILIES, reasoning_share: float = 0.25,
-                progress: bool = True) -> dict:
+                consr_share: float = 0.0, progress: bool = True) -> dict:
     """Write the whole world (images, SFT, prompt pool, evaluation sets) into out_dir.
 
     Each split draws from its own seeded stream, so changing one split's size leaves the
@@ -395,9 +453,11 @@ def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
         def stream(k):
             return np.random.default_rng([seed, k])
 
-        reasoning_rng = stream(2)  # its own stream: the SFT scenes stay as they were
-        sft = [conversation_record(f"sft_{i:06d}", f"images/{name}",
-                                   with_reasoning_turns(reasoning_rng, scene, qas, spec, reasoning_share), True)
+        # Their own streams: the SFT scenes and questions stay as they were.
+        reasoning_rng, consr_rng = stream(2), stream(3)
+        sft = [conversation_record(f"sft_{i:06d}", f"images/{name}", with_consr_turns(
+                   consr_rng, scene, with_reasoning_turns(reasoning_rng, scene, qas, spec, reasoning_share),
+                   spec, consr_share), True)
                for i, (name, scene, qas) in enumerate(tqdm(
                    generate_split(stream(0), spec, n_sft, "sft", images, FAMILIES),
                    total=n_sft, desc="world: sft", disable=not progress))]

@@ -3,6 +3,7 @@ rule build_preferences:
     input:
         unpack(preference_responses),
         unpack(preference_models),
+        unpack(preference_descriptions),
         prompts=lambda wc: f"{R}/seed{wc.seed}/prompts/{config['preference_sets'][wc.prefset]['prompts']}.jsonl",
     output:
         prefs=f"{R}/seed{{seed}}/preferences/{{prefset}}.jsonl",
@@ -10,6 +11,10 @@ rule build_preferences:
     params:
         pref=lambda wc: config["preference_sets"][wc.prefset],
         clip=lambda wc: config.get("clip_models", {}).get(config["preference_sets"][wc.prefset].get("clip")),
+        consr_prompts=lambda wc: config.get("consr_prompts", {}).get(
+            config["preference_sets"][wc.prefset].get("consr_prompts")
+        ),
+        augmentations=config["augmentations"],
         device=config["device"],
         dtype=config["dtype"],
     conda:

@@ -18,6 +18,9 @@ wildcard_constraints:
     run=r"[A-Za-z0-9_\-]+",
     clip=r"[A-Za-z0-9_\-]+",
     aug=r"[A-Za-z0-9_\-]+",
+    cp=r"[A-Za-z0-9_\-]+",
+    shard=r"\d+",
+    nshards=r"\d+",
 
 
 def base_model_dir():
@@ -43,6 +46,26 @@ def response_path(seed, pset, view, gen):
     return f"{R}/seed{seed}/responses/{pset}.{view}.{gen}.jsonl"
 
 
+def shard_path(seed, pset, view, gen, shard, nshards):
+    return f"{R}/seed{seed}/responses/shards/{pset}.{view}.{gen}.{shard}-of-{nshards}.jsonl"
+
+
+def response_shards(wildcards):
+    """The shard files sample_responses joins, where the generation asks for shards."""
+    n = config["generation"][wildcards.gen].get("shards", 1)
+    if n == 1:
+        return []
+    return [shard_path(wildcards.seed, wildcards.pset, wildcards.view, wildcards.gen, k, n) for k in range(n)]
+
+
+def description_path(seed, pset, cp):
+    return f"{R}/seed{seed}/descriptions/{pset}.{cp}.jsonl"
+
+
+def revision_path(seed, pset, cp, gen):
+    return f"{R}/seed{seed}/revisions/{pset}.{cp}.{gen}.jsonl"
+
+
 def diversity_path(seed, d):
     return response_path(seed, d["prompts"], d["view"], d["generation"])
 
@@ -52,9 +75,21 @@ def preference_responses(wildcards):
 
     p = config["preference_sets"][wildcards.prefset]
     return {
-        f"{view}|{gen}": response_path(wildcards.seed, p["prompts"], view, gen)
+        f"{view}|{gen}": (
+            revision_path(wildcards.seed, p["prompts"], p["consr_prompts"], gen)
+            if view == "revised"
+            else response_path(wildcards.seed, p["prompts"], view, gen)
+        )
         for view, gen in method(p["method"]).needs(p)
     }
+
+
+def preference_descriptions(wildcards):
+    """ConSR: the base model's descriptions of the prompts' images."""
+    p = config["preference_sets"][wildcards.prefset]
+    if "consr_prompts" not in p:
+        return {}
+    return {"descriptions": description_path(wildcards.seed, p["prompts"], p["consr_prompts"])}
 
 
 def preference_models(wildcards):
@@ -80,6 +115,7 @@ def table_outputs():
     out = [f"{R}/tables/sources.json"]
     if any(t.startswith("prefalign_") for t in tasks):
         out += [f"{R}/tables/main.{ext}" for ext in ("md", "csv", "png")]
+        out.append(f"{R}/tables/response_length.md")
         out += [f"{R}/tables/ablation_{name}.md" for name in config.get("ablations", {})]
     if world_inputs():
         out += [f"{R}/tables/label_accuracy.md", f"{R}/tables/label_accuracy_by_group.md"]

@@ -22,6 +22,15 @@ def test_shipped_configs_validate():
     load_config(ROOT / "tests" / "configs" / "micro.yaml")
 
 
+def test_the_default_consr_prompts_are_the_ones_the_world_teaches(cfg):
+    from prefalign import world as W
+
+    prompts = cfg["consr_prompts"]["world"]
+    assert prompts["description_prompt"] == W.DESCRIBE_QUESTION
+    assert prompts["revision_template"] == W.REVISION_TEMPLATE
+    assert prompts["context_template"] == W.CONTEXT_TEMPLATE
+
+
 @pytest.mark.parametrize("mutate,key", [
     (lambda c: c.update(typo=1), "<top level>"),
     (lambda c: c["world"].update(grid="three"), "world.grid"),
@@ -38,6 +47,17 @@ def test_shipped_configs_validate():
     (lambda c: c["ablations"]["smpro_groups"]["runs"].append("nope"), "ablations.smpro_groups.runs"),
     (lambda c: c["tables"]["diversity"][0].update(prompts="nope"), "tables.diversity.0.prompts"),
     (lambda c: c["runs"]["seva"].update(objective="aspo"), "runs.seva.preferences"),
+    (lambda c: c["runs"]["seva"].update(objective="consr"), "runs.seva.preferences"),
+    (lambda c: c["preference_sets"]["consr"].update(consr_prompts="nope"), "preference_sets.consr.consr_prompts"),
+    (lambda c: c["preference_sets"]["consr"]["candidates"].update(revised=6), "preference_sets.consr.candidates.revised"),
+    (lambda c: c["preference_sets"]["consr"].update(corrupt_augmentation="noise900"),
+     "preference_sets.consr.corrupt_augmentation"),
+    (lambda c: c["preference_sets"]["consr"].pop("noisy_augmentation"), "preference_sets.consr.noisy_augmentation"),
+    (lambda c: c["preference_sets"]["consr"].update(**{"lambda": 1.5}), "preference_sets.consr.lambda"),
+    (lambda c: c["preference_sets"]["consr_sampled"].update(selection="noise_pair"), "preference_sets.consr_sampled.selection"),
+    (lambda c: c["consr_prompts"]["world"].update(context_template="{prompt}"), "consr_prompts.world.context_template"),
+    (lambda c: c["objectives"]["consr"].pop("clip"), "objectives.consr"),
+    (lambda c: c["augmentations"].update(revised={"kind": "random_flip"}), "augmentations.revised"),
     (lambda c: c["preference_sets"]["aspo"].update(clip="nope"), "preference_sets.aspo.clip"),
     (lambda c: c["preference_sets"]["aspo"].update(level="paragraph"), "preference_sets.aspo.level"),
     (lambda c: c["runs"]["aspo_token"].update(seeds=[7]), "runs.aspo_token.seeds"),
@@ -131,3 +151,51 @@ def test_seva_text_ocr_selection_from_a_665k_format_file(tmp_path):
     assert all(p["question"] == f"q{p['id'][-1]} of {p['id'][0]}?" for p in prompts)
     with pytest.raises(ValueError, match="asked for 7 prompts, the source has 6"):
         sample_prompts(tmp_path / "q.jsonl", {"source": source, "n": 7}, 0, None)
+
+
+def _rlaif_v_file(path, rows):
+    """A parquet file in RLAIF-V's released schema (openbmb/RLAIF-V-Dataset)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = ["ds_name", "image", "question", "chosen", "rejected", "origin_dataset", "origin_split", "idx",
+            "image_path"]
+    pq.write_table(pa.Table.from_pylist([dict(zip(cols, r)) for r in rows]), path)
+
+
+def test_rlaif_v_release_format_prompts_and_images(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from prefalign.stages import read_prompts, sample_prompts
+
+    def png(colour):
+        buf = io.BytesIO()
+        Image.new("RGB", (4, 4), colour).save(buf, format="PNG")
+        return buf.getvalue()
+
+    data = tmp_path / "RLAIF-V-Dataset"
+    data.mkdir()
+    rows = [("ds", {"bytes": png((k * 40, 0, 0)), "path": f"{k}.png"}, f"question {k}?", "yes", "no", "VQAv2",
+             '{"model": "m", "type": "question answering"}', str(k), f"VQAv2/{k}.png") for k in range(5)]
+    _rlaif_v_file(data / "RLAIF-V-Dataset_000.parquet", rows[:3])
+    _rlaif_v_file(data / "RLAIF-V-Dataset_001.parquet", rows[3:])
+    src = {"format": "rlaif_v", "path": str(data), "image_root": str(tmp_path / "images")}
+    out = tmp_path / "prompts.jsonl"
+    sample_prompts(out, {"source": src, "n": 3}, seed=1, world_dir=tmp_path)
+    prompts = read_prompts(out)
+    assert len(prompts) == 3 and len({p["id"] for p in prompts}) == 3
+    for p in prompts:
+        k = int(p["id"])
+        assert p["question"] == f"question {k}?" and p["image"] == str(tmp_path / "images" / f"VQAv2/{k}.png")
+        assert Path(p["image"]).read_bytes() == rows[k][1]["bytes"]  # written as released
+    assert len(list((tmp_path / "images" / "VQAv2").iterdir())) == 3  # only the sampled prompts' images
+    bad = [list(r) for r in rows[3:]]
+    bad[1][2] = " "
+    _rlaif_v_file(data / "RLAIF-V-Dataset_001.parquet", bad)
+    with pytest.raises(RecordError, match=r"RLAIF-V-Dataset_001.parquet: record row 1: field 'question': empty"):
+        sample_prompts(out, {"source": src, "n": 3}, seed=1, world_dir=tmp_path)
+    _rlaif_v_file(data / "RLAIF-V-Dataset_001.parquet", rows[2:])  # idx 2 is also in file 000
+    with pytest.raises(RecordError, match="field 'idx': duplicate id 2"):
+        sample_prompts(out, {"source": src, "n": 3}, seed=1, world_dir=tmp_path)

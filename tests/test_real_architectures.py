@@ -64,7 +64,7 @@ def test_save_and_reload_through_the_auto_classes(arch, small_world, tmp_path):
         torch.testing.assert_close(shared_logps(reloaded, reprocessor, images), shared_logps(model, processor, images))
 
 
-@pytest.mark.parametrize("loss", ["dpo", "mgp", "aspo"])
+@pytest.mark.parametrize("loss", ["dpo", "mgp", "aspo", "consr"])
 def test_one_training_step_of_each_objective_moves_only_lora_weights(arch, small_world, loss):
     from prefalign.clip_similarity import ClipScorer, build_world_clip, world_clip_tokenizer, world_clip_transform
     from prefalign.methods.aspo import annotate_chosen
@@ -83,9 +83,22 @@ def test_one_training_step_of_each_objective_moves_only_lora_weights(arch, small
                     "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}
         scorer = ClipScorer(build_world_clip(arch_cfg).eval(), world_clip_transform(), world_clip_tokenizer(32))
         annotate_chosen(records, model, processor, scorer, lambda r: images[int(r["id"])], "sentence")
+    if loss == "consr":  # ConSR's three-condition scoring on this architecture builds the records
+        from prefalign.augment import AugmentSpec, View
+        from prefalign.methods.consr import build_consr_records
+        from prefalign.world import CONTEXT_TEMPLATE
+
+        sampled = {r["id"]: {"responses": [{"text": t, "n_tokens": 1} for g in r["groups"] for t in [g[0]["text"]]]}
+                   for r in records}
+        records, _ = build_consr_records(
+            records, {("clean", "s"): sampled}, {"generation": "s", "lambda": 0.8,
+                                                 "candidates": {"sampled": 2, "revised": 0, "noisy": 0}},
+            model, processor, lambda r: images[int(r["id"])], {r["id"]: "there is a red circle." for r in records},
+            View(AugmentSpec("noise800", "diffusion", 800), 1), CONTEXT_TEMPLATE)
+        assert len(records) == 3 and all("token_prob_shift" in r["groups"][0][0] for r in records)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     cfgs = {"dpo": {"beta": 0.1}, "mgp": {"steepness": 0.1, "swap": "cauchy", "alpha": 0.17},
-            "aspo": {"beta": 0.1, "alpha": 0.5}}
+            "aspo": {"beta": 0.1, "alpha": 0.5}, "consr": {"beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2]}}
     lora_b = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
     rows = train_preferences(model, processor, records, lambda r: images[int(r["id"])], OBJECTIVES[loss],
                              cfgs[loss], {"lr": 1e-2, "epochs": 1, "batch_size": 3, "warmup_ratio": 0.0}, seed=0)

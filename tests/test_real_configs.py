@@ -16,18 +16,21 @@ CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 def placeholders(tmp_path) -> dict:
     models, data = tmp_path / "models", tmp_path / "data"
-    for name in ("llava-1.5-7b-hf", "llava-onevision-qwen2-0.5b-ov-hf", "llava-onevision-qwen2-7b-ov-hf"):
+    for name in ("llava-1.5-7b-hf", "llava-onevision-qwen2-0.5b-ov-hf", "llava-onevision-qwen2-7b-ov-hf",
+                 "Qwen2.5-VL-7B-Instruct"):
         (models / name).mkdir(parents=True)
         (models / name / "config.json").write_text("{}")
     (models / "open_clip_vit_l14_openai.pt").write_bytes(b"")
     data.mkdir()
     for name in ("llava_v1_5_mix665k.json", "povid_llava_instruct.json", "llava_instruct_150k.json"):
         (data / name).write_text("[]")
+    (data / "RLAIF-V-Dataset").mkdir()
     return {"PREFALIGN_MODELS": str(models), "PREFALIGN_DATA": str(data)}
 
 
 def test_there_is_a_config_per_reproduction():
-    assert {c.stem for c in CONFIGS} >= {"seva_llava15_7b", "smpro_ov_0.5b", "smpro_ov_7b", "aspo_llava15_7b"}
+    assert {c.stem for c in CONFIGS} >= {"seva_llava15_7b", "smpro_ov_0.5b", "smpro_ov_7b", "aspo_llava15_7b",
+                                         "consr_ov_7b", "consr_qwen2_5_vl_7b"}
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.stem)
@@ -41,6 +44,8 @@ def test_paper_config_plans_the_whole_dag(config, tmp_path):
     for rule in ("sample_prompts", "sample_responses", "build_preferences", "train", "evaluate", "tables"):
         assert f"\n{rule} " in out.stdout, rule
     assert "make_world" not in out.stdout and "train_base_model" not in out.stdout
+    if any(p["method"] == "consr" for p in cfg["preference_sets"].values()):
+        assert "\ndescribe_images " in out.stdout and "\nrevise_responses " in out.stdout
     assert out.stdout.count("rule train:") + out.stdout.count("\ntrain ") >= 1
     assert cfg["base_model"]["kind"] == "pretrained"
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import pandas as pd
 
 from prefalign.lmms_tasks.utils import chair_i, pope_f1
@@ -39,13 +40,22 @@ def test_mattr_by_hand():
 
 
 def test_ranked_pair_outcomes_cover_every_cross_group_pair():
-    from prefalign.tables import ranked_pair_outcomes
+    from prefalign.tables import ground_truth_scores, rank_correlation, ranked_pair_outcomes
 
     scene = {"objects": [{"shape": "circle", "colour": "red", "size": "small", "cell": 0}], "sign": None}
     answers = {"p1": {"family": "colour", "answer": "red", "scene": scene}}
     rec = {"id": "p1#0", "groups": [[{"text": "red"}, {"text": "blue"}], [{"text": "blue"}], [{"text": "red"}]]}
-    out = list(ranked_pair_outcomes(rec, answers))
+    scores = ground_truth_scores(rec, answers)
+    assert scores == [[1.0, 0.0], [0.0], [1.0]]
+    out = list(ranked_pair_outcomes(scores))
     assert out == [(0, 1, 1), (0, 1, 0), (0, 2, 0), (0, 2, -1), (1, 2, -1)]
+    # Spearman of ranks (0, 0, -1, -2) against truth (1, 0, 0, 1), by hand: ranks of the ranking
+    # (3.5, 3.5, 2, 1), of the truth (3.5, 1.5, 1.5, 3.5); deviations (1, 1, -.5, -1.5) and
+    # (1, -1, -1, 1): Pearson = -1 / sqrt(4.5 * 4).
+    assert rank_correlation(scores) == pytest.approx(-1 / 18 ** 0.5)
+    assert rank_correlation([[1.0], [0.5], [0.0]]) == pytest.approx(1.0)
+    assert rank_correlation([[0.0], [1.0]]) == pytest.approx(-1.0)
+    assert rank_correlation([[1.0, 1.0], [1.0]]) is None  # correctness constant: undefined
 
 
 def _eval_dir(path, results, skipped):
@@ -84,3 +94,13 @@ def test_judge_tasks_are_skipped_only_without_an_api_key():
     assert set(judge_skips(tasks, env={})) == {"mmvet", "llava_in_the_wild"}
     assert judge_skips(tasks, env={"OPENAI_API_KEY": "x"}) == {}
     assert set(judge_skips(tasks, judge_tasks=["pope"], env={})) == {"pope"}
+
+
+def test_lmms_eval_models_get_only_the_arguments_they_take():
+    from lmms_eval.models import get_model
+
+    from prefalign.evaluation import model_kwargs
+
+    assert model_kwargs(get_model("llava_hf"), "cpu", "float32") == {"device": "cpu", "device_map": "cpu",
+                                                                    "dtype": "float32"}
+    assert model_kwargs(get_model("qwen2_5_vl"), "cuda", "bfloat16") == {"device": "cuda", "device_map": "cuda"}

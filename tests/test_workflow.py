@@ -1,6 +1,7 @@
 """End to end: the whole DAG on the micro config through snakemake, in a temp dir."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,10 +50,17 @@ def test_micro_dag_end_to_end(tmp_path):
                 "seed1/train/smpro/adapter/adapter_config.json", "eval/smpro_2groups.seed1/samples.jsonl",
                 "tables/ablation_smpro_groups.md", "tables/label_accuracy_by_group.md", "tables/diversity.md",
                 "clip/world/model/model.pt", "clip/world/log.csv", "seed1/preferences/aspo.jsonl",
-                "eval/aspo.seed1/samples.jsonl"]:
+                "eval/aspo.seed1/samples.jsonl", "seed1/descriptions/consr.world.jsonl",
+                "seed1/revisions/consr.world.sample2.jsonl", "seed1/preferences/consr.jsonl",
+                "eval/consr.seed1/samples.jsonl", "tables/response_length.md"]:
         assert (results / rel).exists(), rel
     main = pd.read_csv(results / "tables" / "main.csv")
-    assert list(main.model) == ["base", "SeVa (DPO on SeVa pairs)", "SMPRO", "ASPO"]  # ablation-only runs stay out
+    assert list(main.model) == ["base", "SeVa (DPO on SeVa pairs)", "SMPRO", "ASPO", "ConSR"]  # not ablation-only runs
+    consr = [json.loads(x) for x in (results / "seed1/preferences/consr.jsonl").read_text().splitlines()]
+    ranked = [g[0] for g in consr[0]["groups"]]
+    assert len(ranked) == 6 and sorted(c["source"] for c in ranked) == ["noisy"] * 2 + ["revised"] * 2 + ["sampled"] * 2
+    assert all(len(c["token_prob_shift"]) == len(ranked[0]["token_prob_shift"]) or c["text"] != ranked[0]["text"]
+               for c in ranked)
     aspo = [json.loads(x) for x in (results / "seed1/preferences/aspo.jsonl").read_text().splitlines()]
     units = aspo[0]["groups"][0][0]["units"]
     assert len(units["texts"]) == len(units["similarity"]) == len(units["perplexity"]) >= 1
@@ -77,3 +85,17 @@ def test_micro_dag_end_to_end(tmp_path):
     dry = run(args + ["-n", "--forcerun", "build_preferences"], ROOT)
     assert dry.returncode == 0
     assert "train_base_model" not in dry.stdout and "build_preferences" in dry.stdout
+
+
+def test_sharded_generation_plans_one_job_per_shard_and_a_join(tmp_path):
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "tests/configs/micro.yaml").read_text())
+    cfg["generation"]["sample2"]["shards"] = 3
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    out = run(["-n", "--configfile", str(tmp_path / "c.yaml"), "--config", f"results={tmp_path / 'r'}"], ROOT)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    views = {"smpro": 3, "smpro_plain": 1, "consr": 2}  # response files of generation sample2
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.stdout, re.M))
+    assert int(counts["sample_responses_shard"]) == 3 * sum(views.values())
+    assert "0-of-3.jsonl" in out.stdout and "2-of-3.jsonl" in out.stdout

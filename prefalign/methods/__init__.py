@@ -6,10 +6,10 @@ must offer: "base" the base model, "clip" the image-text scorer); an objective (
 pure loss function with the ranked groups of a record it scores. Adding a paper touches
 one new module plus config.
 """
-from . import aspo, dpo, seva, smpro
+from . import aspo, consr, dpo, seva, smpro
 
-METHODS = {m.NAME: m for m in (seva, smpro, aspo)}
-OBJECTIVES = {"dpo": dpo.OBJECTIVE, "mgp": smpro.OBJECTIVE, "aspo": aspo.OBJECTIVE}
+METHODS = {m.NAME: m for m in (seva, smpro, aspo, consr)}
+OBJECTIVES = {"dpo": dpo.OBJECTIVE, "mgp": smpro.OBJECTIVE, "aspo": aspo.OBJECTIVE, "consr": consr.OBJECTIVE}
 
 
 def method(name: str):

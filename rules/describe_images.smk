@@ -1,0 +1,23 @@
+rule describe_images:
+    """ConSR: the base model describes each prompt's image with the description prompt."""
+    input:
+        prompts=f"{R}/seed{{seed}}/prompts/{{pset}}.jsonl",
+        model=base_model_dir(),
+    output:
+        description_path("{seed}", "{pset}", "{cp}"),
+    params:
+        prompt=lambda wc: config["consr_prompts"][wc.cp]["description_prompt"],
+        gen=lambda wc: config["generation"][config["consr_prompts"][wc.cp]["description_generation"]],
+        device=config["device"],
+        dtype=config["dtype"],
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/prefalign.yaml"
+    log:
+        f"{R}/logs/describe_images.{{pset}}.{{cp}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/describe_images.{{pset}}.{{cp}}.seed{{seed}}.tsv",
+    script:
+        "../scripts/describe_images.py"

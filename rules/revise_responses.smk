@@ -1,0 +1,25 @@
+rule revise_responses:
+    """ConSR: the base model revises each clean sample, given its own description."""
+    input:
+        prompts=f"{R}/seed{{seed}}/prompts/{{pset}}.jsonl",
+        model=base_model_dir(),
+        descriptions=description_path("{seed}", "{pset}", "{cp}"),
+        responses=response_path("{seed}", "{pset}", "clean", "{gen}"),
+    output:
+        revision_path("{seed}", "{pset}", "{cp}", "{gen}"),
+    params:
+        template=lambda wc: config["consr_prompts"][wc.cp]["revision_template"],
+        gen=lambda wc: config["generation"][config["consr_prompts"][wc.cp]["revision_generation"]],
+        device=config["device"],
+        dtype=config["dtype"],
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/prefalign.yaml"
+    log:
+        f"{R}/logs/revise_responses.{{pset}}.{{cp}}.{{gen}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/revise_responses.{{pset}}.{{cp}}.{{gen}}.seed{{seed}}.tsv",
+    script:
+        "../scripts/revise_responses.py"
