@@ -55,7 +55,8 @@ def run_lmms_eval(model_path: str, adapter: str | None, tasks: list[str], task_d
     from lmms_eval.models import get_model
     from lmms_eval.tasks import TaskManager
 
-    lm = get_model(model_name)(pretrained=model_path, **model_kwargs(get_model(model_name), device, dtype))
+    model_class = get_model(model_name)
+    lm = model_class(pretrained=model_path, **model_kwargs(model_class, device, dtype))
     if adapter:
         from peft import PeftModel
 

@@ -56,13 +56,14 @@ def load_samples(eval_dir) -> dict[str, list[dict]]:
     return by_task
 
 
-def main_table(models: dict[str, list[str]], labels: dict[str, str], tcfg: dict) -> pd.DataFrame:
-    """models: row name -> eval dirs (one per seed)."""
+def main_table(models: dict[str, list[str]], labels: dict[str, str], tcfg: dict, metrics=METRICS) -> pd.DataFrame:
+    """models: row name -> eval dirs (one per seed); one column per (task, metric, label,
+    aggregate over per-sample rows)."""
     rows = []
     for name, dirs in models.items():
         samples = [load_samples(d) for d in dirs]
         row = {"model": labels.get(name, name), "seeds": len(dirs)}
-        for task, metric, label, agg in METRICS:
+        for task, metric, label, agg in metrics:
             if task not in samples[0]:
                 continue
             p, lo, hi = hierarchical_bootstrap([s[task] for s in samples], agg,
@@ -183,22 +184,15 @@ def diversity(sets: dict[str, list[str]], window: int, tcfg: dict) -> pd.DataFra
 PERCENT_COLUMNS = ("ties", "reversed", "more correct")
 
 
+def mean_words(rows: list[dict]) -> float:
+    return float(np.mean([len(words(r["response"][0])) for r in rows]))
+
+
 def response_lengths(models: dict[str, list[str]], labels: dict[str, str], tasks, tcfg: dict) -> pd.DataFrame:
     """Mean words per response on each benchmark, base and every run (ConSR's length-bias
     claim: DPO lengthens answers, its length normalisation curbs that)."""
-    rows = []
-    for name, dirs in models.items():
-        samples = [load_samples(d) for d in dirs]
-        row = {"model": labels.get(name, name), "seeds": len(dirs)}
-        for task in tasks:
-            if task not in samples[0]:
-                continue
-            per_seed = [[len(words(r["response"][0])) for r in s[task]] for s in samples]
-            label = f"{task.removeprefix('prefalign_')} words"
-            p, lo, hi = hierarchical_bootstrap(per_seed, np.mean, tcfg["bootstrap_samples"], tcfg["confidence"])
-            row[label], row[label + " low"], row[label + " high"] = p, lo, hi
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return main_table(models, labels, tcfg,
+                      [(t, "words", f"{t.removeprefix('prefalign_')} words", mean_words) for t in tasks])
 
 
 def to_markdown(df: pd.DataFrame, title: str, note: str = "", scale: float = 100) -> str:
