@@ -1,4 +1,5 @@
-"""Loaders for LLaVA-format conversation JSON (the miniature world and LLaVA-665k alike)."""
+"""Prompt sources from local files: LLaVA conversation JSON (the miniature world, LLaVA-665k,
+LLaVA-Instruct-150K), POVID's released preference JSON and RLAIF-V's released parquet files."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,6 +57,29 @@ def load_conversations(path, require_answers: bool) -> list[Conversation]:
             raise RecordError(path, where, "conversations", "no turns")
         out.append(Conversation(rid, image, tuple(turns)))
     return out
+
+
+def load_povid(path) -> list[Conversation]:
+    """POVID's release (YiyangAiLab/POVID_preference_data_for_VLLMs, the JSON its
+    train_dpo_inherent.py reads): LLaVA records from LLaVA-Instruct-150K whose `conversations`
+    end in the preferred answer, with `rejected_conversations` asking the same questions.
+    The prompts are the questions; a record whose two conversations disagree stops."""
+    convs = load_conversations(path, require_answers=True)
+    for i, (rec, conv) in enumerate(zip(read_json(path), convs)):
+        where = f"{i} (id {conv.id})"
+        chosen = rec["conversations"]
+        rejected = require(rec, "rejected_conversations", list, path, where)
+        if len(rejected) != len(chosen):
+            raise RecordError(path, where, "rejected_conversations",
+                              f"{len(rejected)} turns where conversations has {len(chosen)}")
+        for k, (c, r) in enumerate(zip(chosen, rejected)):
+            if not isinstance(r, dict) or r.get("from") != c["from"] or not isinstance(r.get("value"), str):
+                raise RecordError(path, where, f"rejected_conversations[{k}]",
+                                  f"expected {{'from': '{c['from']}', 'value': str}}")
+            if c["from"] == "human" and r["value"] != c["value"]:
+                raise RecordError(path, where, f"rejected_conversations[{k}].value",
+                                  "asks a different question than conversations")
+    return convs
 
 
 def open_image(root, rel: str, source, record) -> Image.Image:

@@ -47,16 +47,38 @@ def model_kwargs(model_class, device: str, dtype: str) -> dict:
     return {k: v for k, v in {"device": device, "device_map": device, "dtype": dtype}.items() if k in accepted}
 
 
+def is_empty_response(response) -> bool:
+    """A generated answer that is blank (loglikelihood results are tuples, never empty)."""
+    if isinstance(response, str):
+        return not response.strip()
+    return isinstance(response, list) and bool(response) and all(isinstance(r, str) and not r.strip()
+                                                                   for r in response)
+
+
+def check_responses(samples: dict, model_name: str) -> None:
+    """lmms-eval's model classes log a failed generation and score an empty answer instead of
+    raising (`llava_hf`, `qwen2_5_vl`), so a broken model would read as a benchmark score of 0.
+    A task whose every answer is empty stops the stage; some empty answers are logged."""
+    for task, rows in samples.items():
+        empty = sum(is_empty_response(r["response"]) for r in rows)
+        if rows and empty == len(rows):
+            raise RuntimeError(f"lmms-eval task {task}: all {empty} answers of model class {model_name} are "
+                               "empty; its generation failed (the class logs the error above instead of raising)")
+        if empty:
+            log.warning("evaluate: %s: %d of %d answers are empty", task, empty, len(rows))
+
+
 def run_lmms_eval(model_path: str, adapter: str | None, tasks: list[str], task_dir: Path,
                   limit: int | None, model_name: str = "llava_hf", dtype: str = "float32",
-                  device: str = "cpu") -> tuple[dict, dict]:
-    """Return (aggregate results per task, per-sample metric rows per task)."""
+                  device: str = "cpu", model_args: dict | None = None) -> tuple[dict, dict]:
+    """Return (aggregate results per task, per-sample metric rows per task). `model_args` go to
+    the lmms-eval model class as given (e.g. Qwen2.5-VL's `max_pixels`), over device and dtype."""
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.models import get_model
     from lmms_eval.tasks import TaskManager
 
     model_class = get_model(model_name)
-    lm = model_class(pretrained=model_path, **model_kwargs(model_class, device, dtype))
+    lm = model_class(pretrained=model_path, **{**model_kwargs(model_class, device, dtype), **(model_args or {})})
     if adapter:
         from peft import PeftModel
 
@@ -76,6 +98,7 @@ def run_lmms_eval(model_path: str, adapter: str | None, tasks: list[str], task_d
             if first is None:  # a registry task: keep its metric values per document
                 first = {"id": str(row.get("doc_id")), **{k: _jsonable(v) for k, v in metrics.items()}}
             samples[task].append({**first, "response": _jsonable(row.get("filtered_resps"))})
+    check_responses(samples, model_name)
     return _jsonable(out["results"]), samples
 
 
@@ -94,6 +117,28 @@ def judge_skips(tasks: list[str], judge_tasks: list[str] | None = None, env=None
     return {t: "skipped: needs a GPT judge and OPENAI_API_KEY is not set" for t in tasks if t in judged}
 
 
+def write_evaluation(folder: Path, tasks: list[str], results: dict, samples: dict, skipped: dict) -> None:
+    """results.json, samples.jsonl (in the configured task order) and skipped.json."""
+    (folder / "skipped.json").write_text(json.dumps(skipped, indent=1, sort_keys=True))
+    (folder / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
+    with open(folder / "samples.jsonl", "w") as f:
+        for task in sorted(samples, key=lambda t: tasks.index(t) if t in tasks else len(tasks)):
+            for r in samples[task]:
+                f.write(json.dumps({"task": task, **r}, sort_keys=True) + "\n")
+
+
+def read_evaluation(folder) -> tuple[dict, dict, dict]:
+    """(results, samples per task, skipped) of an evaluation folder."""
+    from .io import read_jsonl
+
+    folder = Path(folder)
+    samples: dict = {}
+    for row in read_jsonl(folder / "samples.jsonl"):
+        samples.setdefault(row.pop("task"), []).append(row)
+    return (json.loads((folder / "results.json").read_text()), samples,
+            json.loads((folder / "skipped.json").read_text()))
+
+
 def evaluate_to(out_dir, judge_tasks=None, **kwargs) -> None:
     """Run lmms-eval and write results.json, samples.jsonl and skipped.json atomically into
     out_dir. GPT-judged tasks without an API key are skipped and listed, never dropped."""
@@ -103,14 +148,29 @@ def evaluate_to(out_dir, judge_tasks=None, **kwargs) -> None:
         tmp.mkdir(parents=True)
         data_dir = kwargs.pop("data_dir")
         task_dir = write_task_dir(tmp / "tasks", Path(data_dir)) if data_dir else None
-        skipped = judge_skips(kwargs["tasks"], judge_tasks)
+        tasks = list(kwargs["tasks"])
+        skipped = judge_skips(tasks, judge_tasks)
         for task, why in skipped.items():
             log.warning("evaluate: %s %s", task, why)
-        (tmp / "skipped.json").write_text(json.dumps(skipped, indent=1, sort_keys=True))
-        kwargs["tasks"] = [t for t in kwargs["tasks"] if t not in skipped]
+        kwargs["tasks"] = [t for t in tasks if t not in skipped]
         results, samples = run_lmms_eval(task_dir=task_dir, **kwargs) if kwargs["tasks"] else ({}, {})
-        (tmp / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
-        with open(tmp / "samples.jsonl", "w") as f:
-            for task, rows in samples.items():
-                for r in rows:
-                    f.write(json.dumps({"task": task, **r}, sort_keys=True) + "\n")
+        write_evaluation(tmp, tasks, results, samples, skipped)
+
+
+def join_evaluations(task_dirs, tasks: list[str], out_dir) -> None:
+    """One evaluation folder from per-task ones (`evaluation.split_tasks`): the same files a
+    single job over all tasks writes. A group task (e.g. `mmmu_pro`) brings its subtasks; a
+    folder without results or with a task another folder also has stops the join."""
+    from .io import atomic_path
+
+    results, samples, skipped = {}, {}, {}
+    for task, folder in zip(tasks, task_dirs, strict=True):
+        r, s, k = read_evaluation(folder)
+        if not r and not k:
+            raise ValueError(f"{folder}: no results for task {task}")
+        if twice := (set(r) | set(k) | set(s)) & (set(results) | set(skipped) | set(samples)):
+            raise ValueError(f"{folder}: task(s) {sorted(twice)} are also in another task's folder")
+        results.update(r), samples.update(s), skipped.update(k)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        write_evaluation(tmp, tasks, results, samples, skipped)

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from . import world as W
 from .augment import AugmentSpec, View, split_images, tensor_digest
-from .data import extract_rlaif_v_images, load_conversations, load_rlaif_v, open_image
+from .data import extract_rlaif_v_images, load_conversations, load_povid, load_rlaif_v, open_image
 from .io import RecordError, atomic_path, read_jsonl, require, write_json, write_jsonl
 
 log = logging.getLogger("prefalign")
@@ -111,6 +111,22 @@ def resolve(template: str, world_dir) -> str:
     return template.replace("{world}", str(world_dir))
 
 
+def with_unique_ids(convs):
+    """Records that share an id (a file may hold several records of one image under the
+    image's id) become `<id>@<n>`, n counting that id's records in file order from 1, so every
+    prompt keeps its own id downstream."""
+    from collections import Counter
+
+    counts, seen = Counter(c.id for c in convs), Counter()
+    out = []
+    for c in convs:
+        if counts[c.id] > 1:
+            seen[c.id] += 1
+            c = type(c)(f"{c.id}@{seen[c.id]}", c.image, c.turns)
+        out.append(c)
+    return out
+
+
 def select_conversations(convs, source: dict):
     """The source's subset: records whose image starts with one of `image_prefixes`, each cut
     to its first `questions_per_image` questions (SeVa: text+ocr images, 2 questions each)."""
@@ -135,17 +151,19 @@ def sample_prompts(out_path, pcfg: dict, seed: int, world_dir) -> None:
     """Draw `n` prompts (image + question, never an answer) from the configured source."""
     src = resolve(pcfg["source"]["path"], world_dir)
     root = resolve(pcfg["source"]["image_root"], world_dir)
-    rlaif_v = pcfg["source"]["format"] == "rlaif_v"
-    convs = load_rlaif_v(src) if rlaif_v else load_conversations(src, require_answers=False)
+    fmt = pcfg["source"]["format"]
+    loaders = {"llava_json": lambda f: load_conversations(f, require_answers=False), "povid": load_povid,
+               "rlaif_v": load_rlaif_v}
+    convs = loaders[fmt](src)
     suffix = f" {pcfg['reasoning_prompt']}" if pcfg.get("reasoning_prompt") else ""
     prompts = [{"id": c.id if len(c.turns) == 1 else f"{c.id}#{k}", "image": str(Path(root) / c.image),
                 "question": strip_suffixes(t.question, pcfg["source"].get("strip_suffixes", ())) + suffix}
-               for c in select_conversations(convs, pcfg["source"]) for k, t in enumerate(c.turns)]
+               for c in select_conversations(with_unique_ids(convs), pcfg["source"]) for k, t in enumerate(c.turns)]
     if pcfg["n"] > len(prompts):
         raise ValueError(f"{src}: asked for {pcfg['n']} prompts, the source has {len(prompts)}")
     pick = sorted(np.random.default_rng(seed).choice(len(prompts), pcfg["n"], replace=False).tolist())
     chosen = [prompts[i] for i in pick]
-    if rlaif_v:  # the released images live inside the parquet files
+    if fmt == "rlaif_v":  # the released images live inside the parquet files
         extract_rlaif_v_images(src, {p["id"] for p in chosen}, root)
     for p in chosen:  # a missing or unreadable image stops here, naming the record
         open_image("", p["image"], src, p["id"])
@@ -503,7 +521,8 @@ def evaluate(model_dir, adapter_dir, world_dir, out_dir, ecfg: dict, device: str
 
     evaluate_to(out_dir, model_path=str(model_dir), adapter=str(adapter_dir) if adapter_dir else None,
                 tasks=ecfg["tasks"], data_dir=Path(world_dir) / "eval" if world_dir else None, limit=ecfg.get("limit"),
-                model_name=ecfg["model"], dtype=dtype, device=device, judge_tasks=ecfg.get("judge_tasks"))
+                model_name=ecfg["model"], dtype=dtype, device=device, judge_tasks=ecfg.get("judge_tasks"),
+                model_args=ecfg.get("model_args"))
 
 
 def optional_input(smk, name: str):

@@ -21,6 +21,8 @@ wildcard_constraints:
     cp=r"[A-Za-z0-9_\-]+",
     shard=r"\d+",
     nshards=r"\d+",
+    task=r"[A-Za-z0-9_\-]+",
+    target=r"base|[A-Za-z0-9_\-]+\.seed\d+",
 
 
 def base_model_dir():
@@ -134,3 +136,23 @@ def augment_manifest(wildcards):
 
 def eval_dirs(run):
     return [f"{R}/eval/{run}.seed{s}" for s in run_seeds(run)]
+
+
+def split_evaluation():
+    return config["evaluation"].get("split_tasks", False)
+
+
+def evaluation_inputs(target):
+    """What evaluating `target` ("base" or "<run>.seed<seed>") reads: the model, the world and
+    the adapter; with `evaluation.split_tasks`, the per-task folders that evaluate_task writes."""
+    if split_evaluation():
+        return {"task_results": [f"{R}/eval/tasks/{target}/{t}" for t in config["evaluation"]["tasks"]]}
+    return evaluation_task_inputs(target)
+
+
+def evaluation_task_inputs(target):
+    inputs = {"model": base_model_dir(), "world": world_inputs()}
+    if target != "base":
+        run, seed = target.rsplit(".seed", 1)
+        inputs["adapter"] = f"{R}/seed{seed}/train/{run}/adapter"
+    return inputs

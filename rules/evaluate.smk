@@ -1,8 +1,16 @@
+# With `evaluation.split_tasks: true` every benchmark task of every model is its own job
+# (evaluate_task, on a GPU), and evaluate / evaluate_base only join their folders, locally.
+if split_evaluation():
+
+    localrules:
+        evaluate_base,
+        evaluate,
+
+
 rule evaluate_base:
     """lmms-eval on the base model (seed-independent: greedy decoding)."""
     input:
-        model=base_model_dir(),
-        world=world_inputs(),
+        unpack(lambda wc: evaluation_inputs("base")),
     output:
         directory(f"{R}/eval/base"),
     params:
@@ -23,9 +31,7 @@ rule evaluate_base:
 rule evaluate:
     """lmms-eval on a trained adapter, attached to the base model without merging."""
     input:
-        model=base_model_dir(),
-        world=world_inputs(),
-        adapter=f"{R}/seed{{seed}}/train/{{run}}/adapter",
+        unpack(lambda wc: evaluation_inputs(f"{wc.run}.seed{wc.seed}")),
     output:
         directory(f"{R}/eval/{{run}}.seed{{seed}}"),
     params:
@@ -39,5 +45,26 @@ rule evaluate:
         f"{R}/logs/evaluate.{{run}}.seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/evaluate.{{run}}.seed{{seed}}.tsv",
+    script:
+        "../scripts/evaluate.py"
+
+
+rule evaluate_task:
+    """One benchmark task on one model (target: base or <run>.seed<seed>)."""
+    input:
+        unpack(lambda wc: evaluation_task_inputs(wc.target)),
+    output:
+        temp(directory(f"{R}/eval/tasks/{{target}}/{{task}}")),
+    params:
+        evaluation=lambda wc: {**config["evaluation"], "tasks": [wc.task]},
+        device=config["device"],
+        dtype=config["dtype"],
+    threads: 2
+    conda:
+        "../envs/prefalign.yaml"
+    log:
+        f"{R}/logs/evaluate.{{target}}.{{task}}.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate_task.{{target}}.{{task}}.tsv",
     script:
         "../scripts/evaluate.py"

@@ -1,5 +1,6 @@
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,45 @@ def test_seva_text_ocr_selection_from_a_665k_format_file(tmp_path):
     assert all(p["question"] == f"q{p['id'][-1]} of {p['id'][0]}?" for p in prompts)
     with pytest.raises(ValueError, match="asked for 7 prompts, the source has 6"):
         sample_prompts(tmp_path / "q.jsonl", {"source": source, "n": 7}, 0, None)
+
+
+def test_povid_release_format_prompts_and_errors(tmp_path):
+    """POVID's released JSON (the file its train_dpo_inherent.py reads): LLaVA records with the
+    preferred answer in `conversations` and the dispreferred one in `rejected_conversations`.
+    Two records of one image under one id keep separate prompt ids."""
+    from PIL import Image
+
+    from prefalign.stages import read_prompts, sample_prompts
+
+    (tmp_path / "train2014").mkdir()
+    recs = []
+    for k, (rid, q) in enumerate([("000001", "What is on the table?"), ("000002", "Describe the image."),
+                                  ("000001", "What colour is the cup?")]):
+        Image.new("RGB", (4, 4)).save(tmp_path / "train2014" / f"COCO_train2014_{rid}.jpg")
+        human = {"from": "human", "value": f"<image>\n{q}"}
+        recs.append({"id": rid, "image": f"COCO_train2014_{rid}.jpg",
+                     "conversations": [human, {"from": "gpt", "value": f"chosen {k}"}],
+                     "rejected_conversations": [human, {"from": "gpt", "value": f"hallucinated {k}"}]})
+    (tmp_path / "povid.json").write_text(json.dumps(recs))
+    source = {"format": "povid", "path": str(tmp_path / "povid.json"), "image_root": str(tmp_path / "train2014")}
+    sample_prompts(tmp_path / "p.jsonl", {"source": source, "n": 3}, 0, None)
+    prompts = {p["id"]: p for p in read_prompts(tmp_path / "p.jsonl")}
+    assert sorted(prompts) == ["000001@1", "000001@2", "000002"]
+    assert prompts["000001@2"]["question"] == "What colour is the cup?"
+    assert prompts["000001@2"]["image"] == str(tmp_path / "train2014" / "COCO_train2014_000001.jpg")
+    for field, change, message in [
+            ("rejected_conversations", lambda r: r.pop("rejected_conversations"), "missing"),
+            ("rejected_conversations[0].value",
+             lambda r: r["rejected_conversations"].__setitem__(0, {"from": "human", "value": "<image>\nOther?"}),
+             "asks a different question"),
+            ("rejected_conversations", lambda r: r["rejected_conversations"].pop(), "1 turns where conversations has 2"),
+            ("conversations[1]", lambda r: r["conversations"].pop(), "missing the gpt answer")]:
+        bad = json.loads(json.dumps(recs))
+        change(bad[2])
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(RecordError, match=rf"bad.json.*record 2 \(id 000001\).*field '{re.escape(field)}'.*{message}"):
+            sample_prompts(tmp_path / "q.jsonl", {"source": {**source, "path": str(tmp_path / "bad.json")}, "n": 1},
+                           0, None)
 
 
 def _rlaif_v_file(path, rows):

@@ -22,7 +22,7 @@ def placeholders(tmp_path) -> dict:
         (models / name / "config.json").write_text("{}")
     (models / "open_clip_vit_l14_openai.pt").write_bytes(b"")
     data.mkdir()
-    for name in ("llava_v1_5_mix665k.json", "povid_llava_instruct.json", "llava_instruct_150k.json"):
+    for name in ("llava_v1_5_mix665k.json", "POVID_preference_data_for_VLLMs.json", "llava_instruct_150k.json"):
         (data / name).write_text("[]")
     (data / "RLAIF-V-Dataset").mkdir()
     return {"PREFALIGN_MODELS": str(models), "PREFALIGN_DATA": str(data)}
@@ -41,7 +41,8 @@ def test_paper_config_plans_the_whole_dag(config, tmp_path):
                          cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     cfg = yaml.safe_load(config.read_text())
-    for rule in ("sample_prompts", "sample_responses", "build_preferences", "train", "evaluate", "tables"):
+    for rule in ("sample_prompts", "sample_responses", "build_preferences", "train", "evaluate", "evaluate_task",
+                 "tables"):
         assert f"\n{rule} " in out.stdout, rule
     assert "make_world" not in out.stdout and "train_base_model" not in out.stdout
     if any(p["method"] == "consr" for p in cfg["preference_sets"].values()):

@@ -99,3 +99,18 @@ def test_sharded_generation_plans_one_job_per_shard_and_a_join(tmp_path):
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.stdout, re.M))
     assert int(counts["sample_responses_shard"]) == 3 * sum(views.values())
     assert "0-of-3.jsonl" in out.stdout and "2-of-3.jsonl" in out.stdout
+
+
+def test_split_evaluation_plans_one_job_per_task_and_model(tmp_path):
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "tests/configs/micro.yaml").read_text())
+    cfg["evaluation"]["split_tasks"] = True
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    out = run(["-n", "--configfile", str(tmp_path / "c.yaml"), "--config", f"results={tmp_path / 'r'}"], ROOT)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.stdout, re.M))
+    models = 1 + sum(len(r.get("seeds", cfg["seeds"])) for r in cfg["runs"].values())
+    assert int(counts["evaluate_task"]) == models * len(cfg["evaluation"]["tasks"])
+    assert int(counts["evaluate"]) + int(counts["evaluate_base"]) == models
+    assert "eval/tasks/base/prefalign_pope" in out.stdout
