@@ -1,15 +1,18 @@
 """Data-parallel LoRA training over the GPUs of one node (torchrun), exact to one process.
 
-Every process holds the whole model (LoRA trains adapter weights only, so a 7B model in
-bf16 fits on one 80 GB GPU with its activations) and scores its share of each batch; the
-adapter gradients are summed over processes before clipping and the optimizer step, so N
-processes take the very step one process takes with gradient accumulation over the same
-batch (tested with 2 CPU processes on gloo). `training.<setting>.processes: N` makes the
-train stage relaunch itself with `torch.distributed.run --standalone --nproc_per_node N`.
+Each process scores its share of each batch; the adapter gradients are summed over
+processes before clipping and the optimizer step, so N processes take the very step one
+process takes with gradient accumulation over the same batch (tested with 2 CPU processes
+on gloo). `training.<setting>.processes: N` makes the train stage relaunch itself with
+`torch.distributed.run --standalone --nproc_per_node N`. By default every process holds the
+whole model; with `fsdp: true` the processes split every weight, gradient and optimizer
+state between them (`shard_model`), for adapters whose training state does not fit beside
+the model on one GPU (SeVa's and ASPO's rank-1024 LoRA on a 7B model).
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +20,8 @@ import tempfile
 
 import torch
 import torch.distributed as dist
+
+log = logging.getLogger("prefalign")
 
 
 def world() -> tuple[int, int]:
@@ -67,6 +72,48 @@ def sum_objects(loss: float, metrics: dict) -> tuple[float, dict]:
     return total, summed
 
 
+def shard_model(model, device: str):
+    """FSDP2 full sharding (ZeRO stage 3's scheme): each transformer block (the model's
+    `_no_split_modules`) and the whole model keep 1/N of their parameters, gradients and
+    optimizer state per process and gather the rest around each forward and backward.
+    Gradients are summed, not averaged, over processes, as `sum_gradients` does."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+
+    mesh = init_device_mesh(device.split(":")[0], (world()[1],))
+    # a bf16 model carries float32 LoRA weights (peft keeps adapters in float32): each pass
+    # gathers them in the model's dtype, and gradients are summed in float32
+    compute = min((p.dtype for p in model.parameters()), key=lambda d: torch.finfo(d).bits)
+    policy = MixedPrecisionPolicy(param_dtype=compute, reduce_dtype=torch.float32)
+    blocks = set(getattr(model.get_base_model(), "_no_split_modules", None) or ())
+    for module in list(model.modules()):
+        if type(module).__name__ in blocks:
+            fully_shard(module, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.set_gradient_divide_factor(1.0)
+            module.set_force_sum_reduction_for_comms(True)  # plain SUM (gloo has no pre-multiplied sum)
+    local = sum(p.to_local().numel() for p in model.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    log.info("fsdp: process %d holds %d of %d weights", world()[0], local, total)
+    return model
+
+
+def is_sharded(model) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def full_trainable_state(model) -> dict:
+    """The trainable (LoRA) weights whole, on every process: a collective under FSDP."""
+    from torch.distributed.tensor import DTensor
+
+    return {n: (p.full_tensor() if isinstance(p, DTensor) else p).detach().cpu()
+            for n, p in model.named_parameters() if p.requires_grad}
+
+
 def finish() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
@@ -87,6 +134,7 @@ def launch(processes: int, stage_kwargs: dict) -> None:
 if __name__ == "__main__":  # a torchrun worker
     from . import stages
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     with open(sys.argv[1]) as fh:
         kwargs = json.load(fh)
     stages.train(**kwargs)

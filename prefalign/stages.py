@@ -489,12 +489,16 @@ def train(pref_path, model_dir, adapter_dir, log_csv, curves_png, run_cfg: dict,
     model, processor = load_model(model_dir, dtype=dtype, device=device)
     torch.manual_seed(seed)  # LoRA's A matrices are drawn at random: the same in every process and rerun
     model = add_lora(model, tcfg["lora"])
+    sharded = distributed.world()[1] > 1 and tcfg.get("fsdp", False)
+    if sharded:
+        model = distributed.shard_model(model, device)
     rows = train_preferences(model, processor, records,
                              lambda r: open_image("", r["image"], pref_path, r["id"]),
                              objective(obj_cfg["loss"]), obj_cfg, tcfg, seed, device)
+    state = distributed.full_trainable_state(model) if sharded else None
     if distributed.world()[0] == 0:  # every process holds the same weights; one writes
         with atomic_path(adapter_dir) as tmp:
-            model.save_pretrained(tmp)
+            model.save_pretrained(tmp, state_dict=state)
         write_csv(log_csv, rows)
         save_figure(training_curves(rows, run_cfg.get("label", "")), curves_png)
     distributed.finish()

@@ -44,9 +44,11 @@ def score_groups(model, processor, items, groups, images, device) -> dict:
     Each item's image and prompt are encoded once and shared by all of its responses."""
     texts = [[r["text"] for g in gs for r in g] for gs in groups]
     batch = group_scoring_batch(processor, images, [r["question"] for r in items], texts)
-    policy_tok, mask = shared_prefix_token_logps(model, batch)
+    # under FSDP every process must make the same number of passes: one chunk, whatever the size
+    chunks = 1 if distributed.is_sharded(model) else 3
+    policy_tok, mask = shared_prefix_token_logps(model, batch, chunks)
     with torch.no_grad(), model.disable_adapter():
-        ref_tok, _ = shared_prefix_token_logps(model, batch)
+        ref_tok, _ = shared_prefix_token_logps(model, batch, chunks)
     counts = [len(t) for t in texts]
     width = max(counts)
 
@@ -59,14 +61,20 @@ def score_groups(model, processor, items, groups, images, device) -> dict:
 
 
 def accumulate(model, processor, items, load_image, objective: Objective, objective_cfg: dict,
-               micro_batch_size: int, device, batch_size: int | None = None) -> tuple[float, dict]:
+               micro_batch_size: int, device, batch_size: int | None = None,
+               micro_batches: int = 0, filler=None) -> tuple[float, dict]:
     """Backward the batch's mean loss in micro-batches (gradient accumulation: the papers'
     batch of 128 on GPUs that hold a few sequences); returns the loss and metrics, weighted
-    by micro-batch size. `items` may be this process's share of a batch of `batch_size`."""
+    by micro-batch size. `items` may be this process's share of a batch of `batch_size`.
+
+    Under FSDP every process must run as many passes as the others (each pass gathers the
+    sharded weights from all of them): up to `micro_batches` passes are run on `filler` with
+    weight 0."""
     total, metrics = 0.0, {}
-    for s in range(0, len(items), micro_batch_size):
-        part = items[s:s + micro_batch_size]
+    parts = [items[s:s + micro_batch_size] for s in range(0, len(items), micro_batch_size)]
+    for part in parts + [[]] * (micro_batches - len(parts)):
         share = len(part) / (batch_size or len(items))
+        part = part or [filler]
         scored = score_groups(model, processor, part, [objective.select(r) for r in part],
                               [load_image(r) for r in part], device)
         loss, m = objective.loss(scored, objective_cfg)
@@ -102,13 +110,17 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
     model.train()
     log = []
     rank, processes = distributed.world()
+    sharded = processes > 1 and tcfg.get("fsdp", False)
     for step in tqdm(range(steps), desc="train", mininterval=5, disable=rank > 0):
         items = [records[i] for i in order[step * bs:(step + 1) * bs]]
         opt.zero_grad(set_to_none=True)
         # data parallel: each process scores every processes-th item of the batch
+        micro = tcfg.get("micro_batch_size") or bs
+        passes = math.ceil(math.ceil(len(items) / processes) / micro) if sharded else 0
         loss, metrics = accumulate(model, processor, items[rank::processes], load_image, objective, objective_cfg,
-                                   tcfg.get("micro_batch_size") or bs, device, batch_size=len(items))
-        distributed.sum_gradients(params)
+                                   micro, device, batch_size=len(items), micro_batches=passes, filler=items[0])
+        if not sharded:  # FSDP sums the gradients itself
+            distributed.sum_gradients(params)
         loss, metrics = distributed.sum_objects(loss, metrics)
         if tcfg.get("max_grad_norm"):
             torch.nn.utils.clip_grad_norm_(params, tcfg["max_grad_norm"])

@@ -156,3 +156,9 @@ def evaluation_task_inputs(target):
         run, seed = target.rsplit(".seed", 1)
         inputs["adapter"] = f"{R}/seed{seed}/train/{run}/adapter"
     return inputs
+
+
+def training_gpus(wildcards):
+    """A train job's GPUs: one per process of its training setting (none on a CPU config)."""
+    tcfg = config["training"][config["runs"][wildcards.run]["training"]]
+    return tcfg.get("processes", 1) if config["device"].startswith("cuda") else 0

@@ -16,6 +16,7 @@ rule train:
     threads: 2
     resources:
         mem_mb=4000,
+        gpu=training_gpus,
     conda:
         "../envs/prefalign.yaml"
     log:

@@ -49,6 +49,9 @@ def test_paper_config_plans_the_whole_dag(config, tmp_path):
         assert "\ndescribe_images " in out.stdout and "\nrevise_responses " in out.stdout
     assert out.stdout.count("rule train:") + out.stdout.count("\ntrain ") >= 1
     assert cfg["base_model"]["kind"] == "pretrained"
+    for tcfg in cfg["training"].values():  # a train job asks for one GPU per training process
+        if tcfg.get("processes", 1) > 1:
+            assert f"gpu={tcfg['processes']}," in out.stdout
 
 
 def test_unset_path_variable_names_the_key(monkeypatch):
