@@ -233,13 +233,25 @@ def plot_main(df: pd.DataFrame):
     return fig
 
 
-def write_table(out_dir: Path, name: str, df: pd.DataFrame, title: str, note: str, scale: float = 100) -> None:
+def write_table(out_dir: Path, name: str, df: pd.DataFrame, title: str, note: str, scale: float = 100,
+                shown: pd.Series | None = None) -> None:
+    """The table as CSV (every row) and markdown (the `shown` rows, where given)."""
     from .io import atomic_path
 
     with atomic_path(out_dir / f"{name}.csv") as tmp:
         df.to_csv(tmp, index=False, float_format="%.6f")
     with atomic_path(out_dir / f"{name}.md") as tmp:
-        tmp.write_text(to_markdown(df, title, note, scale))
+        tmp.write_text(to_markdown(df if shown is None else df[shown], title, note, scale))
+
+
+def pairs_with_the_top_group(by_groups: pd.DataFrame, most_groups: int = 5) -> pd.Series:
+    """Rows to print of a per-group-pair table: every pair for a set of up to `most_groups`
+    groups; for a longer ranking (ConSR's 15 candidates make 105 pairs) the pairs of G1."""
+    if by_groups.empty:
+        return pd.Series(dtype=bool)
+    last = by_groups["groups"].str.extract(r"> G(\d+)$")[0].astype(int)
+    longest = last.groupby(by_groups["preference set"]).transform("max")
+    return (longest <= most_groups) | by_groups["groups"].str.startswith("G1 >")
 
 
 def measured_value(eval_dir, task: str, metric: str):
@@ -316,7 +328,9 @@ def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, main_r
         write_table(out_dir, "label_accuracy", overall, "Label accuracy of preference sets against ground truth",
                     note + " Over every pair of responses in different groups; ties and reversed in percent.")
         write_table(out_dir, "label_accuracy_by_group", by_groups,
-                    "Ranked groups against ground truth, per pair of groups", "Shares of response pairs, in percent.")
+                    "Ranked groups against ground truth, per pair of groups",
+                    "Shares of response pairs, in percent. Sets ranking more than 5 groups: the pairs of G1 only "
+                    "(every pair is in label_accuracy_by_group.csv).", shown=pairs_with_the_top_group(by_groups))
     if diversity_sets:
         window = tcfg.get("mattr_window", 50)
         write_table(out_dir, "diversity", diversity(diversity_sets, window, tcfg),

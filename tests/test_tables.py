@@ -104,3 +104,16 @@ def test_lmms_eval_models_get_only_the_arguments_they_take():
     assert model_kwargs(get_model("llava_hf"), "cpu", "float32") == {"device": "cpu", "device_map": "cpu",
                                                                     "dtype": "float32"}
     assert model_kwargs(get_model("qwen2_5_vl"), "cuda", "bfloat16") == {"device": "cuda", "device_map": "cuda"}
+
+
+def test_long_rankings_print_the_pairs_of_the_top_group_only():
+    import itertools
+
+    from prefalign.tables import pairs_with_the_top_group
+
+    rows = [{"preference set": name, "groups": f"G{i} > G{j}"}
+            for name, k in (("three", 3), ("seven", 7)) for i, j in itertools.combinations(range(1, k + 1), 2)]
+    df = pd.DataFrame(rows)
+    shown = df[pairs_with_the_top_group(df)]
+    assert (shown["preference set"] == "three").sum() == 3
+    assert shown[shown["preference set"] == "seven"]["groups"].tolist() == [f"G1 > G{j}" for j in range(2, 8)]
