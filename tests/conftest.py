@@ -25,3 +25,20 @@ def tiny_model(small_world):
                             dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2),
                             dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                                  num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.1), 0)
+
+
+@pytest.fixture(scope="session")
+def micro_run(tmp_path_factory):
+    """The whole micro DAG run locally once (test_workflow checks it; test_slurm compares the
+    cluster's run with it): (results folder, snakemake arguments, completed process)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    results = tmp_path_factory.mktemp("micro") / "results"
+    args = ["-s", str(root / "Snakefile"), "--directory", str(root), "-c2",
+            "--configfile", str(root / "tests/configs/micro.yaml"), "--config", f"results={results}"]
+    out = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=root, capture_output=True, text=True,
+                         timeout=1200, env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    return results, args, out

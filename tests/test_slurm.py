@@ -2,8 +2,8 @@
 
 Needs root (CI runs as root): installs Debian's slurm-wlm and munge when missing, starts
 munged, slurmctld and slurmd, installs the shipped profile with `make slurm-profile`, runs
-the micro config through it, checks that its data files equal a local run's, and stops the
-daemons it started. Accounting is off, hence `slurm-status-command: squeue` in the profile.
+the micro config through it (one evaluation job per benchmark), checks that its data and
+evaluation files equal a local run's, and stops the daemons it started. Accounting is off, hence `slurm-status-command: squeue` in the profile.
 """
 import os
 import shutil
@@ -79,27 +79,36 @@ def _snakemake(args, env, cwd=ROOT, timeout=1800):
                           text=True, timeout=timeout)
 
 
-def test_micro_config_through_the_installed_profile_equals_a_local_run(slurm_cluster, tmp_path):
+def test_micro_config_through_the_installed_profile_equals_a_local_run(slurm_cluster, micro_run, tmp_path):
+    """The cluster run also evaluates one job per benchmark (`split_tasks`), joined on the
+    submitting node: its evaluation files equal the local run's single jobs'."""
+    import yaml
+
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     make = subprocess.run(["make", "-s", "slurm-profile", "SLURM_PARTITION=debug", "SLURM_GPUS=0", "SLURM_CPUS=2",
                            "SLURM_MEM_MB=3000", "SLURM_SMALL_MEM_MB=1000"], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert make.returncode == 0, make.stderr
     assert (tmp_path / "xdg" / "snakemake" / "slurm" / "config.v9+.yaml").exists()
-    config = ["--configfile", str(ROOT / "tests/configs/micro.yaml")]
+    cfg = yaml.safe_load((ROOT / "tests/configs/micro.yaml").read_text())
+    cfg["evaluation"]["split_tasks"] = True
+    (tmp_path / "micro_split.yaml").write_text(yaml.safe_dump(cfg))
     # A copy of the workflow, so this run's .snakemake folder is its own.
     work = tmp_path / "wf"
     shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", ".snakemake", "results", ".git"))
-    on_slurm = _snakemake(["--profile", "slurm", *config, "--config", f"results={tmp_path / 'slurm'}"], env, work)
+    on_slurm = _snakemake(["--profile", "slurm", "--configfile", str(tmp_path / "micro_split.yaml"),
+                           "--config", f"results={tmp_path / 'slurm'}"], env, work)
     assert on_slurm.returncode == 0, on_slurm.stdout[-4000:] + on_slurm.stderr[-4000:]
     assert "has been submitted with SLURM jobid" in on_slurm.stdout + on_slurm.stderr
-    local = _snakemake(["-c2", *config, "--config", f"results={tmp_path / 'local'}"], env, work)
-    assert local.returncode == 0, local.stdout[-4000:] + local.stderr[-4000:]
+    local, _, done = micro_run
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     data = ["world/sft.json", "world/pool.json", "seed1/prompts/smpro.jsonl", "seed1/augment/seva.noise800.jsonl",
             "seed1/responses/seva.clean.greedy.jsonl", "seed1/responses/smpro.noise800.sample2.jsonl",
-            "seed1/preferences/seva.jsonl", "seed1/preferences/smpro.jsonl", "seed1/preferences/aspo.jsonl"]
+            "seed1/preferences/seva.jsonl", "seed1/preferences/smpro.jsonl", "seed1/preferences/aspo.jsonl",
+            "eval/base/results.json", "eval/base/samples.jsonl", "eval/seva.seed1/samples.jsonl"]
     for rel in data:  # equal up to the results folder, which records carry in their image paths
         slurm_text = (tmp_path / "slurm" / rel).read_text().replace(str(tmp_path / "slurm"), "<results>")
-        local_text = (tmp_path / "local" / rel).read_text().replace(str(tmp_path / "local"), "<results>")
+        local_text = (local / rel).read_text().replace(str(local), "<results>")
         assert slurm_text == local_text, rel
     assert (tmp_path / "slurm" / "tables" / "main.md").exists()
+    assert not list((tmp_path / "slurm" / "eval" / "tasks").rglob("results.json"))  # per-task folders are temp()

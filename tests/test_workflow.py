@@ -32,11 +32,8 @@ def test_stage_rules_exist_for_until_and_forcerun():
 
 
 @pytest.mark.slow
-def test_micro_dag_end_to_end(tmp_path):
-    results = tmp_path / "results"
-    args = ["-s", str(ROOT / "Snakefile"), "--directory", str(ROOT), "-c2",
-            "--configfile", str(ROOT / "tests/configs/micro.yaml"), "--config", f"results={results}"]
-    out = run(args, ROOT, timeout=1200)
+def test_micro_dag_end_to_end(micro_run):
+    results, args, out = micro_run
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     for rel in ["world/sft.json", "world/pool.json", "world/pool_answers.json", "world/eval/pope.parquet",
                 "base_model/model/config.json", "base_model/sft_log.csv", "base_model/competence.csv",
