@@ -25,7 +25,11 @@ class Conversation:
 
 def load_conversations(path, require_answers: bool) -> list[Conversation]:
     """Parse a LLaVA conversation file; a malformed record raises naming file, record, field."""
-    data = read_json(path)
+    return parse_conversations(read_json(path), path, require_answers)
+
+
+def parse_conversations(data, path, require_answers: bool) -> list[Conversation]:
+    """The records of a parsed LLaVA conversation file (`path` names it in errors)."""
     if not isinstance(data, list):
         raise RecordError(path, "<top>", "<json>", "expected a list of records")
     out = []
@@ -64,8 +68,9 @@ def load_povid(path) -> list[Conversation]:
     train_dpo_inherent.py reads): LLaVA records from LLaVA-Instruct-150K whose `conversations`
     end in the preferred answer, with `rejected_conversations` asking the same questions.
     The prompts are the questions; a record whose two conversations disagree stops."""
-    convs = load_conversations(path, require_answers=True)
-    for i, (rec, conv) in enumerate(zip(read_json(path), convs)):
+    data = read_json(path)
+    convs = parse_conversations(data, path, require_answers=True)
+    for i, (rec, conv) in enumerate(zip(data, convs)):
         where = f"{i} (id {conv.id})"
         chosen = rec["conversations"]
         rejected = require(rec, "rejected_conversations", list, path, where)

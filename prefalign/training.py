@@ -110,7 +110,7 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
     model.train()
     log = []
     rank, processes = distributed.world()
-    sharded = processes > 1 and tcfg.get("fsdp", False)
+    sharded = distributed.is_sharded(model)
     for step in tqdm(range(steps), desc="train", mininterval=5, disable=rank > 0):
         items = [records[i] for i in order[step * bs:(step + 1) * bs]]
         opt.zero_grad(set_to_none=True)
