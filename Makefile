@@ -10,24 +10,61 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: reproduce test lint dag clean venv slurm-profile
+.PHONY: reproduce ablations test test-all lint dag clean venv bench-venv lock slurm-profile
 
-venv: $(VENV)/.installed
+# The environment is envs/requirements.lock: every package, transitive ones included, at an
+# exact version with hashes, for Python 3.11 on Linux x86_64. `make venv` installs exactly it
+# and resolves nothing; `make lock` regenerates it from pyproject.toml.
+PYTHON ?= python3
+LOCK ?= envs/requirements.lock
+BENCH_LOCK := envs/bench.lock
+UV_VERSION := 0.13.9
+UV := .venv-uv/bin/uv
+LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+	--constraint envs/constraints.txt --quiet $(if $(UPGRADE),--upgrade)
 
-# pip.conf here names local mirrors that may be absent; their warnings are filtered.
-# torch and torchvision first, pinned, so pip takes them from the local wheel mirror.
-$(VENV)/.installed: pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1 2> >(grep -v "^WARNING: Location" >&2)
-	$(PY) -m pip install -q -e ".[test]" 2> >(grep -v "^WARNING: Location" >&2)
+venv: $(VENV)/.installed-$(notdir $(LOCK))
+bench-venv:
+	$(MAKE) venv LOCK=$(BENCH_LOCK)
+
+# pip.conf here names local mirrors that may be absent; their warnings are filtered. pip (not
+# uv) installs, since it reads this machine's pip configuration (torch from local wheels).
+# One stamp per lock: switching locks re-syncs, and names the lock for tests/test_environment.py.
+$(VENV)/.installed-%.lock: envs/%.lock pyproject.toml
+	$(PYTHON) -m prefalign.environment check --lock $<
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	rm -f $(VENV)/.installed-*
+	$(PY) -m pip install -q --no-deps --require-hashes -r $< 2> >(grep -v "^WARNING: Location" >&2)
+	extra=$$($(PY) -m prefalign.environment extraneous --lock $<); \
+	    if [ -n "$$extra" ]; then $(PY) -m pip uninstall -q -y $$extra; fi
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2> >(grep -v "^WARNING: Location" >&2)
+	$(PY) -m pip check
 	$(PY) -c "import torch, transformers, peft, lmms_eval, snakemake, decord"
-	touch $@
+	echo $< > $@
+
+lock: $(UV)
+	$(UV) pip compile pyproject.toml --extra test $(LOCK_FLAGS) -o envs/requirements.lock
+	$(UV) pip compile pyproject.toml --extra test --extra bench $(LOCK_FLAGS) \
+	    --constraint envs/requirements.lock -o $(BENCH_LOCK)
+	$(PYTHON) -m prefalign.environment conda --lock envs/requirements.lock --out envs/prefalign.yaml
+$(UV):
+	$(PYTHON) -m venv .venv-uv
+	.venv-uv/bin/pip install -q uv==$(UV_VERSION) 2> >(grep -v "^WARNING: Location" >&2)
 
 reproduce: venv
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
-	@echo "Tables: $$(sed -n 's/^results: *//p' $(CONFIG))/tables/ (main.md, label_accuracy.md, main.png)"
+	@echo "Tables: $$(sed -n 's/^results: *//p' $(CONFIG))/tables/ (main.md, deltas.md, label_accuracy.md, main.png)"
 
+# The papers' ablations and the factorial: the default plus more runs, into the same results.
+ablations: venv
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile configs/miniature_ablations.yaml
+	@echo "Tables: results/tables/ (ablation_*.md besides the default's)"
+
+# `make test` (CI) leaves out the one-node SLURM run (marker `cluster`); `make test-all` runs it too.
 test: venv
+	$(PY) -m pytest -q -m "not cluster" tests
+
+test-all: venv
 	$(PY) -m pytest -q tests
 
 lint: venv

@@ -1,18 +1,26 @@
 # prefalign: SeVa, SMPRO, ConSR and ASPO side by side.
 # DAG: make_world -> train_base_model -> sample_prompts -> augment -> sample_responses
 #      (ConSR: -> describe_images -> revise_responses)
-#      -> build_preferences (ASPO: + train_clip) -> train -> evaluate -> tables
+#      -> build_preferences (ASPO: + train_clip) -> reference_logps -> train -> evaluate -> tables
 from snakemake.utils import min_version, validate
+
+from prefalign.config import with_extends
 
 min_version("9.0")
 
 
 # The default config unless another full config is given (--configfile): Snakemake would
-# otherwise merge the two, so a small test config would inherit the default's runs.
-if "runs" not in config:
+# otherwise merge the two, so a small test config would inherit the default's runs. A config
+# may instead say `extends: config.yaml` to add to it (configs/miniature_ablations.yaml).
+if "runs" not in config and "extends" not in config:
 
     configfile: "config.yaml"
 
+
+if "extends" in config:
+    extended = with_extends(config, workflow.basedir)
+    config.clear()
+    config.update(extended)
 
 
 validate(config, "prefalign/schemas/config.schema.yaml")
@@ -28,6 +36,7 @@ include: "rules/sample_responses.smk"
 include: "rules/describe_images.smk"
 include: "rules/revise_responses.smk"
 include: "rules/build_preferences.smk"
+include: "rules/reference_logps.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/tables.smk"

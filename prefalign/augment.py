@@ -67,6 +67,15 @@ class AugmentSpec:
         return cls(name=name, kind=kind, step=cfg.pop("step", None),
                    space=cfg.pop("space", "tensor"), params=cfg)
 
+    def to_config(self) -> dict:
+        """The spec as a config entry with its name (stored in records; `from_config_with_name`)."""
+        return {"name": self.name, "kind": self.kind, "step": self.step, "space": self.space, **self.params}
+
+    @classmethod
+    def from_config_with_name(cls, cfg: dict) -> "AugmentSpec":
+        cfg = dict(cfg)
+        return cls.from_config(cfg.pop("name"), cfg)
+
     @property
     def acts_on_tensor(self) -> bool:
         return self.kind == "diffusion" and self.space == "tensor"

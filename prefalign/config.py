@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 SCHEMA = Path(__file__).parent / "schemas" / "config.schema.yaml"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class ConfigError(ValueError):
@@ -56,6 +57,9 @@ def validate_config(cfg: dict) -> dict:
                                   f"generation '{p['generation']}'")
         if p["method"] == "consr":
             consr_references(cfg, name, p, samples)
+        if p["method"] == "oracle" and "{world}" not in cfg["prompt_sets"][p["prompts"]]["source"]["path"]:
+            raise ConfigError(f"config key 'preference_sets.{name}.prompts': an oracle control reads ground truth, "
+                              "which only the miniature world's pool has")
     for name, c in cfg.get("consr_prompts", {}).items():
         for field, fields in (("revision_template", ("{description}", "{question}", "{response}")),
                               ("context_template", ("{description}", "{prompt}"))):
@@ -150,5 +154,26 @@ def expand_paths(cfg: dict) -> None:
             holder[field] = expanded
 
 
+def merged(base: dict, over: dict) -> dict:
+    """`over` merged into `base`: mappings key by key, anything else replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def with_extends(cfg: dict, root: Path = ROOT) -> dict:
+    """A config that says `extends: <file>` (relative to the workflow folder) is that file's
+    config with its own keys merged over it; a config without `extends` is returned as is."""
+    if "extends" not in cfg:
+        return cfg
+    path = Path(root) / cfg["extends"]  # an absolute path stays as it is
+    try:
+        base = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"config key 'extends': cannot read {path}: {e.strerror}") from None
+    return merged(with_extends(base, root), {k: v for k, v in cfg.items() if k != "extends"})
+
+
 def load_config(path) -> dict:
-    return validate_config(yaml.safe_load(Path(path).read_text()))
+    return validate_config(with_extends(yaml.safe_load(Path(path).read_text())))

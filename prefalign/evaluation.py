@@ -38,13 +38,14 @@ def _jsonable(x):
     return str(x)
 
 
-def model_kwargs(model_class, device: str, dtype: str) -> dict:
-    """Device and dtype for an lmms-eval model class, as far as its constructor takes them
-    (`llava_hf` takes `dtype`; `qwen2_5_vl` rejects unknown arguments and loads bf16 itself)."""
+def model_kwargs(model_class, device: str, dtype: str, batch_size: int) -> dict:
+    """Device, dtype and batch size for an lmms-eval model class, as far as its constructor takes
+    them (`llava_hf` takes `dtype`; `qwen2_5_vl` rejects unknown arguments and loads bf16 itself)."""
     import inspect
 
     accepted = inspect.signature(model_class.__init__).parameters
-    return {k: v for k, v in {"device": device, "device_map": device, "dtype": dtype}.items() if k in accepted}
+    wanted = {"device": device, "device_map": device, "dtype": dtype, "batch_size": batch_size}
+    return {k: v for k, v in wanted.items() if k in accepted}
 
 
 def is_empty_response(response) -> bool:
@@ -70,24 +71,27 @@ def check_responses(samples: dict, model_name: str) -> None:
 
 def run_lmms_eval(model_path: str, adapter: str | None, tasks: list[str], task_dir: Path,
                   limit: int | None, model_name: str = "llava_hf", dtype: str = "float32",
-                  device: str = "cpu", model_args: dict | None = None) -> tuple[dict, dict]:
+                  device: str = "cpu", model_args: dict | None = None, batch_size: int = 1) -> tuple[dict, dict]:
     """Return (aggregate results per task, per-sample metric rows per task). `model_args` go to
-    the lmms-eval model class as given (e.g. Qwen2.5-VL's `max_pixels`), over device and dtype."""
+    the lmms-eval model class as given (e.g. Qwen2.5-VL's `max_pixels`), over device, dtype and
+    batch size (`llava_hf` generates one item at a time; `llava_hf_batched` takes any size)."""
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.models import get_model
     from lmms_eval.tasks import TaskManager
 
     model_class = get_model(model_name)
-    lm = model_class(pretrained=model_path, **{**model_kwargs(model_class, device, dtype), **(model_args or {})})
+    lm = model_class(pretrained=model_path,
+                     **{**model_kwargs(model_class, device, dtype, batch_size), **(model_args or {})})
     if adapter:
         from peft import PeftModel
 
         lm._model = PeftModel.from_pretrained(lm._model, adapter).eval()
     # The miniature's tasks come from task_dir; the papers' benchmarks from lmms-eval's registry.
     manager = TaskManager(include_path=str(task_dir) if task_dir else None,
-                          include_defaults=any(not t.startswith("prefalign_") for t in tasks), model_name=model_name)
+                          include_defaults=any(not t.startswith("prefalign_") for t in tasks),
+                          model_name=getattr(model_class, "task_model_name", model_name))
     out = simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=limit,
-                          log_samples=True, batch_size=1, device=device)
+                          log_samples=True, batch_size=batch_size, device=device)
     samples = {}
     for task, rows in out["samples"].items():
         samples[task] = []

@@ -392,7 +392,7 @@ def revise_responses(prompts_path, model_dir, descriptions_path, responses_path,
 
 def build_preferences(prompts_path, response_paths: dict, out_path, stats_path, pref_cfg: dict, model_dir=None,
                       clip_dir=None, clip_cfg=None, device: str = "cpu", dtype: str = "float32", seed: int = 0,
-                      descriptions_path=None, consr_prompts=None, augmentations=None) -> None:
+                      descriptions_path=None, consr_prompts=None, augmentations=None, world_dir=None) -> None:
     from .methods import method
     from .methods.records import validate_record
 
@@ -420,6 +420,7 @@ def build_preferences(prompts_path, response_paths: dict, out_path, stats_path, 
 
     resources = {"model": load_base, "clip": load_scorer, "seed": seed, "augmentations": augmentations or {},
                  "descriptions": lambda: read_descriptions(descriptions_path), "prompting": consr_prompts,
+                 "answers": Path(world_dir) / "pool_answers.json" if world_dir else None,
                  "load_image": lambda r: open_image("", r["image"], prompts_path, r["id"])}
     records, stats = method(pref_cfg["method"]).build(prompts, responses, pref_cfg, resources)
     for i, r in enumerate(records):
@@ -471,8 +472,9 @@ def train_clip(world_dir, out_dir, log_csv, ccfg: dict) -> None:
 # ---------------------------------------------------------------- train
 
 def train(pref_path, model_dir, adapter_dir, log_csv, curves_png, run_cfg: dict, obj_cfg: dict,
-          tcfg: dict, seed: int, device: str, dtype: str) -> None:
-    """Train one run's LoRA adapter; with `processes: N` > 1, on N processes (torchrun)."""
+          tcfg: dict, seed: int, device: str, dtype: str, reference_path=None) -> None:
+    """Train one run's LoRA adapter; with `processes: N` > 1, on N processes (torchrun). With
+    `reference_path` the reference log-probs are read (rule reference_logps), not recomputed."""
     from . import distributed
     from .methods import objective
     from .methods.records import validate_record
@@ -482,10 +484,15 @@ def train(pref_path, model_dir, adapter_dir, log_csv, curves_png, run_cfg: dict,
     if tcfg.get("processes", 1) > 1 and not distributed.launched_by_torchrun():
         kwargs = dict(pref_path=str(pref_path), model_dir=str(model_dir), adapter_dir=str(adapter_dir),
                       log_csv=str(log_csv), curves_png=str(curves_png), run_cfg=run_cfg, obj_cfg=obj_cfg,
-                      tcfg=tcfg, seed=seed, device=device, dtype=dtype)
+                      tcfg=tcfg, seed=seed, device=device, dtype=dtype,
+                      reference_path=str(reference_path) if reference_path else None)
         return distributed.launch(tcfg["processes"], kwargs)
     device = distributed.init(device)
     records = [validate_record(r, pref_path, f"line {i}") for i, r in enumerate(read_jsonl(pref_path), 1)]
+    if reference_path:
+        from .reference import attach
+
+        attach(records, reference_path)
     model, processor = load_model(model_dir, dtype=dtype, device=device)
     torch.manual_seed(seed)  # LoRA's A matrices are drawn at random: the same in every process and rerun
     model = add_lora(model, tcfg["lora"])
@@ -526,7 +533,7 @@ def evaluate(model_dir, adapter_dir, world_dir, out_dir, ecfg: dict, device: str
     evaluate_to(out_dir, model_path=str(model_dir), adapter=str(adapter_dir) if adapter_dir else None,
                 tasks=ecfg["tasks"], data_dir=Path(world_dir) / "eval" if world_dir else None, limit=ecfg.get("limit"),
                 model_name=ecfg["model"], dtype=dtype, device=device, judge_tasks=ecfg.get("judge_tasks"),
-                model_args=ecfg.get("model_args"))
+                model_args=ecfg.get("model_args"), batch_size=ecfg.get("batch_size", 1))
 
 
 def optional_input(smk, name: str):

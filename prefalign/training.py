@@ -12,7 +12,7 @@ import random
 import torch
 from tqdm import tqdm
 
-from . import distributed
+from . import distributed, reference
 from .methods.records import Objective
 from .model import group_scoring_batch, shared_prefix_token_logps
 
@@ -41,23 +41,50 @@ def score_groups(model, processor, items, groups, images, device) -> dict:
     """Log-probs of every selected response, policy and reference: summed [B, Nmax] and per
     token [B, Nmax, T], with the records themselves (for per-response extras such as units).
 
-    Each item's image and prompt are encoded once and shared by all of its responses."""
+    Each item's image and prompt are encoded once and shared by all of its responses. The
+    reference's come from the records where they carry them (`reference.attach`: computed
+    once per preference set), else from a pass with the adapter disabled."""
+
     texts = [[r["text"] for g in gs for r in g] for gs in groups]
     batch = group_scoring_batch(processor, images, [r["question"] for r in items], texts)
     # under FSDP every process must make the same number of passes: one chunk, whatever the size
     chunks = 1 if distributed.is_sharded(model) else 3
     policy_tok, mask = shared_prefix_token_logps(model, batch, chunks)
-    with torch.no_grad(), model.disable_adapter():
-        ref_tok, _ = shared_prefix_token_logps(model, batch, chunks)
+    if all(reference.KEY in r for r in items):
+        ref_tok = reference.selected(items, groups, mask.shape[-1], mask)
+    else:
+        with torch.no_grad(), model.disable_adapter():
+            ref_tok, _ = shared_prefix_token_logps(model, batch, chunks)
     counts = [len(t) for t in texts]
-    width = max(counts)
 
-    def per_item(x):  # [M, ...] -> [B, Nmax, ...], zero-padded
-        rows = torch.split(x, counts)
-        return torch.stack([torch.cat([r, r.new_zeros((width - len(r), *r.shape[1:]))]) for r in rows])
+    def per_item(x):
+        return pad_per_item(x, counts)
     return {"policy": per_item(policy_tok.sum(-1)), "ref": per_item(ref_tok.sum(-1)),
             "policy_tokens": per_item(policy_tok), "ref_tokens": per_item(ref_tok), "token_mask": per_item(mask),
             "group_sizes": [tuple(len(g) for g in gs) for gs in groups], "records": items}
+
+
+def pad_per_item(x: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """[M, ...] rows, counts[b] of them per item -> [B, max(counts), ...], zero-padded."""
+    width = max(counts)
+    return torch.stack([torch.cat([r, r.new_zeros((width - len(r), *r.shape[1:]))]) for r in torch.split(x, counts)])
+
+
+def score_corrupt(model, processor, items, groups, images, sharded: bool) -> torch.Tensor:
+    """The policy's token log-probs [B, Nmax, T] of the selected responses, without gradient,
+    with each record's corrupt image (ConSR's Eq. 12 with p_theta)."""
+    from .methods.consr import corrupt_view
+
+    views = [corrupt_view(r) for r in items]
+    if any((v.spec, v.seed) != (views[0].spec, views[0].seed) for v in views):
+        raise ValueError("train: the records of one batch name different corrupt augmentations")
+    ids = [r["id"] for r in items]
+    texts = [[r["text"] for g in gs for r in g] for gs in groups]
+    batch = group_scoring_batch(processor, views[0].images(images, ids), [r["question"] for r in items], texts,
+                                views[0].pixel_transform(ids))
+    with torch.no_grad():
+        tokens, _ = shared_prefix_token_logps(model, batch, 1 if sharded else 3)
+    return pad_per_item(tokens, [len(t) for t in texts])
 
 
 def accumulate(model, processor, items, load_image, objective: Objective, objective_cfg: dict,
@@ -75,8 +102,11 @@ def accumulate(model, processor, items, load_image, objective: Objective, object
     for part in parts + [[]] * (micro_batches - len(parts)):
         share = len(part) / (batch_size or len(items))
         part = part or [filler]
-        scored = score_groups(model, processor, part, [objective.select(r) for r in part],
-                              [load_image(r) for r in part], device)
+        groups, images = [objective.select(r) for r in part], [load_image(r) for r in part]
+        scored = score_groups(model, processor, part, groups, images, device)
+        if objective.scores_corrupt(objective_cfg):
+            scored["policy_corrupt_tokens"] = score_corrupt(model, processor, part, groups, images,
+                                                            distributed.is_sharded(model))
         loss, m = objective.loss(scored, objective_cfg)
         (loss * share).backward()
         total += loss.item() * share

@@ -4,6 +4,7 @@ rule build_preferences:
         unpack(preference_responses),
         unpack(preference_models),
         unpack(preference_descriptions),
+        unpack(preference_world),
         prompts=lambda wc: f"{R}/seed{wc.seed}/prompts/{config['preference_sets'][wc.prefset]['prompts']}.jsonl",
     output:
         prefs=f"{R}/seed{{seed}}/preferences/{{prefset}}.jsonl",

@@ -60,6 +60,10 @@ def response_shards(wildcards):
     return [shard_path(wildcards.seed, wildcards.pset, wildcards.view, wildcards.gen, k, n) for k in range(n)]
 
 
+def reference_path(seed, prefset):
+    return f"{R}/seed{seed}/preferences/{prefset}.reference.safetensors"
+
+
 def description_path(seed, pset, cp):
     return f"{R}/seed{seed}/descriptions/{pset}.{cp}.jsonl"
 
@@ -94,6 +98,11 @@ def preference_descriptions(wildcards):
     return {"descriptions": description_path(wildcards.seed, p["prompts"], p["consr_prompts"])}
 
 
+def preference_world(wildcards):
+    """Oracle controls: the world, whose pool_answers.json labels their pairs."""
+    return {"world": WORLD} if config["preference_sets"][wildcards.prefset]["method"] == "oracle" else {}
+
+
 def preference_models(wildcards):
     """The models a method needs to build its preferences (ASPO: base model and CLIP)."""
     from prefalign.methods import method
@@ -117,6 +126,12 @@ def table_outputs():
     out = [f"{R}/tables/sources.json"]
     if any(t.startswith("prefalign_") for t in tasks):
         out += [f"{R}/tables/main.{ext}" for ext in ("md", "csv", "png")]
+        out += [f"{R}/tables/deltas.{ext}" for ext in ("md", "csv")]
+        if positive_control():
+            out += [f"{R}/tables/oracle_fraction.{ext}" for ext in ("md", "csv")]
+        if world_inputs():
+            out += [f"{R}/tables/label_accuracy_vs_gain.{ext}" for ext in ("md", "csv", "png")]
+            out += [f"{R}/tables/label_accuracy_vs_gain_points.{ext}" for ext in ("md", "csv")]
         out.append(f"{R}/tables/response_length.md")
         out += [f"{R}/tables/ablation_{name}.md" for name in config.get("ablations", {})]
     if world_inputs():
@@ -126,6 +141,15 @@ def table_outputs():
     if any(not t.startswith("prefalign_") for t in tasks):
         out += [f"{R}/tables/benchmarks.md", f"{R}/tables/benchmarks.csv"]
     return out
+
+
+def positive_control():
+    """The first run trained on ground-truth pairs as they are (an `oracle` set, labels
+    `correct`), or None."""
+    sets = config["preference_sets"]
+    return next((run for run, r in config["runs"].items()
+                 if sets[r["preferences"]]["method"] == "oracle" and sets[r["preferences"]]["labels"] == "correct"),
+                None)
 
 
 def augment_manifest(wildcards):

@@ -14,6 +14,7 @@ rule tables:
         ablations=config.get("ablations", {}),
         tables=config["tables"],
         tasks=config["evaluation"]["tasks"],
+        control=positive_control(),
     conda:
         "../envs/prefalign.yaml"
     log:

@@ -2,6 +2,7 @@ rule train:
     """LoRA preference training of one run: its preference set under its objective."""
     input:
         prefs=lambda wc: f"{R}/seed{wc.seed}/preferences/{config['runs'][wc.run]['preferences']}.jsonl",
+        reference=lambda wc: reference_path(wc.seed, config["runs"][wc.run]["preferences"]),
         model=base_model_dir(),
     output:
         adapter=directory(f"{R}/seed{{seed}}/train/{{run}}/adapter"),

@@ -8,4 +8,5 @@ stages.build_preferences(snakemake.input.prompts, responses, snakemake.output.pr
                          clip_dir=snakemake.input.get("clip"), clip_cfg=p.clip, device=p.device,
                          dtype=p.dtype, seed=int(snakemake.wildcards.seed),
                          descriptions_path=snakemake.input.get("descriptions"),
-                         consr_prompts=p.consr_prompts, augmentations=p.augmentations)
+                         consr_prompts=p.consr_prompts, augmentations=p.augmentations,
+                         world_dir=snakemake.input.get("world"))

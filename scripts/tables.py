@@ -18,5 +18,6 @@ out_dir = Path(snakemake.output[0]).parent
 write_tables(out_dir, models, labels, prefs,
              (Path(world) / "pool_answers.json") if (world := stages.optional_input(snakemake, "world")) else None, tcfg,
              main_rows=[r for r, c in runs.items() if c.get("main_table", True)],
-             ablations=snakemake.params.ablations, diversity_sets=diversity, tasks=snakemake.params.tasks)
+             ablations=snakemake.params.ablations, diversity_sets=diversity, tasks=snakemake.params.tasks,
+             control=snakemake.params.control, run_preferences={r: c["preferences"] for r, c in runs.items()})
 print(f"tables written to {out_dir}/")

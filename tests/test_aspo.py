@@ -110,6 +110,17 @@ def test_guard_when_the_reweighted_reward_is_zero():
     assert r.grad.tolist()[0] == pytest.approx([-0.5 * 0.1 * 1.5 / 1.25, -0.5 * 0.1 * 1.0 / 1.25])
 
 
+def test_guard_keeps_the_value_where_mixed_sign_unit_rewards_cancel():
+    # r(s) = (1, -2), w = (1, 0): R_c* = 2*1 + 1*(-2) = 0 while R_c = -1; the guarded factor
+    # 1 / (1 + 0.5) only scales the gradient, the value stays beta R_c - beta r(y_r)
+    r = torch.tensor([[1.0, -2.0]], requires_grad=True)
+    m = aspo_margin(r, torch.tensor([[1.0, 0.0]]), torch.ones(1, 2), torch.tensor([0.5]), beta=0.1)
+    assert m.item() == pytest.approx(0.1 * -1 - 0.1 * 0.5)
+    (-F.logsigmoid(m)).sum().backward()
+    s = 1 / (1 + math.exp(m.item()))
+    assert r.grad.tolist()[0] == pytest.approx([-s * 0.1 * 2 / 1.5, -s * 0.1 * 1 / 1.5])
+
+
 def test_objective_sums_token_ratios_per_unit():
     units = {"texts": ["a.", "b c."], "token_unit": [0, 0, 1, 1, 1, 1],
              "similarity_norm": [1.0, 0.0], "perplexity_norm": [0.0, 1.0]}

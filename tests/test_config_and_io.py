@@ -15,12 +15,26 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def cfg():
-    return yaml.safe_load((ROOT / "config.yaml").read_text())
+    """The default with the papers' ablations (every kind of preference set and objective)."""
+    from prefalign.config import with_extends
+
+    return with_extends(yaml.safe_load((ROOT / "configs/miniature_ablations.yaml").read_text()))
 
 
 def test_shipped_configs_validate():
     load_config(ROOT / "config.yaml")
+    load_config(ROOT / "configs" / "miniature_ablations.yaml")
     load_config(ROOT / "tests" / "configs" / "micro.yaml")
+
+
+def test_extends_merges_mappings_and_names_a_missing_base(tmp_path):
+    from prefalign.config import ConfigError, with_extends
+
+    (tmp_path / "base.yaml").write_text("a: {x: 1, y: {p: 1}}\nb: [1, 2]\nc: 3\n")
+    child = {"extends": "base.yaml", "a": {"y": {q: 2 for q in ["q"]}}, "b": [3]}
+    assert with_extends(child, tmp_path) == {"a": {"x": 1, "y": {"p": 1, "q": 2}}, "b": [3], "c": 3}
+    with pytest.raises(ConfigError, match="config key 'extends': cannot read .*nope.yaml"):
+        with_extends({"extends": "nope.yaml"}, tmp_path)
 
 
 def test_the_default_consr_prompts_are_the_ones_the_world_teaches(cfg):
@@ -45,6 +59,9 @@ def test_the_default_consr_prompts_are_the_ones_the_world_teaches(cfg):
     (lambda c: c["preference_sets"]["smpro"]["groups"][2].update(views=["noise900"]), "preference_sets.smpro.groups.2.views"),
     (lambda c: c["objectives"]["mgp"].pop("steepness"), "objectives.mgp"),
     (lambda c: c["objectives"]["mgp"].update(swap="gumbel"), "objectives.mgp.swap"),
+    (lambda c: c["objectives"]["consr"].update(token_shift="both"), "objectives.consr.token_shift"),
+    (lambda c: c["preference_sets"]["oracle"].pop("labels"), "preference_sets.oracle"),
+    (lambda c: c["prompt_sets"]["consr"]["source"].update(path="/data/pool.json"), "preference_sets.oracle.prompts"),
     (lambda c: c["ablations"]["smpro_groups"]["runs"].append("nope"), "ablations.smpro_groups.runs"),
     (lambda c: c["tables"]["diversity"][0].update(prompts="nope"), "tables.diversity.0.prompts"),
     (lambda c: c["runs"]["seva"].update(objective="aspo"), "runs.seva.preferences"),

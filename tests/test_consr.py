@@ -113,14 +113,32 @@ def test_objective_reads_stored_token_shifts():
     mask = torch.tensor([[[1.0, 1.0], [1.0, 0.0]]])
     scored = {"records": [rec], "policy_tokens": pol, "ref_tokens": torch.zeros(1, 2, 2), "token_mask": mask,
               "policy": pol.sum(-1), "ref": torch.zeros(1, 2)}
-    loss, m = consr_objective(scored, {"beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2]})
+    cfg = {"beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2], "token_shift": "reference"}
+    loss, m = consr_objective(scored, cfg)
     delta = 1.5 * (0.1 * -3.0 / 2 - 0.1 * -3.0 / 1)
     weighted = (1.2 * -1.0 + 1.0 * -2.0) - (0.8 * -3.0)
     assert m["length_normalised_margin"] == pytest.approx(delta)
     assert loss.item() == pytest.approx(-0.1 / (1 + math.exp(delta)) * weighted)
     rec["groups"][1][0]["token_prob_shift"] = [1.0, 2.0]  # does not match the one scored token
     with pytest.raises(Exception, match="token_prob_shift"):
-        consr_objective(scored, {"beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2]})
+        consr_objective(scored, cfg)
+
+
+def test_policy_token_shift_is_recomputed_from_the_policy():
+    """Eq. 12 with p_theta: dp_t = exp(policy log-prob on I) - exp(policy log-prob on I~)."""
+    rec = {"id": "x", "groups": [[{"text": "a b"}], [{"text": "c"}]]}  # no stored shifts needed
+    pol = torch.log(torch.tensor([[[0.5, 0.9], [0.4, 1.0]]]))  # second rejected token is padding
+    corrupt = torch.log(torch.tensor([[[0.1, 0.9], [0.8, 0.3]]]))
+    mask = torch.tensor([[[1.0, 1.0], [1.0, 0.0]]])
+    scored = {"records": [rec], "policy_tokens": pol, "ref_tokens": torch.zeros(1, 2, 2), "token_mask": mask,
+              "policy": (pol * mask).sum(-1), "ref": torch.zeros(1, 2), "policy_corrupt_tokens": corrupt}
+    loss, m = consr_objective(scored, {"beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2]})
+    # dp = (0.4, 0.0) on y_w -> w = (1.2, 1.0); dp = -0.4 on y_l -> clip(-0.2, 0, .2) = 0 -> w = 1
+    delta = m["length_normalised_margin"]
+    weighted = (1.2 * math.log(0.5) + 1.0 * math.log(0.9)) - math.log(0.4)
+    assert loss.item() == pytest.approx(-0.1 / (1 + math.exp(delta)) * weighted, rel=1e-5)  # float32
+    with pytest.raises(ValueError, match="unknown ConSR token_shift 'both'"):
+        consr_objective(scored, {"beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2], "token_shift": "both"})
 
 
 def _naive_token_logps(model, processor, images, questions, candidates, pixel_transform=None):
@@ -188,6 +206,36 @@ def test_records_keep_every_candidate_ranked_with_scores(small_world, tiny_model
         build_consr_records(prompts, responses, {**cfg, "candidates": {"sampled": 3, "revised": 3, "noisy": 0}},
                             model, processor, lambda p: images[0], {"p0": "", "p1": ""},
                             View(AugmentSpec("n", "diffusion", 800), 1), W.CONTEXT_TEMPLATE)
+
+
+def test_policy_shift_equals_the_stored_reference_shift_before_training(small_world, tiny_model):
+    """At step 0 the policy is the reference, so the loss with Eq. 12's p_theta (recomputed on
+    the record's own I~, read back from `extras.corrupt`) equals the loss with the stored shifts."""
+    import copy
+
+    from prefalign.methods import objective
+    from prefalign.training import accumulate, add_lora
+
+    base, processor = tiny_model
+    images = _images(small_world, 2)
+    prompts = [{"id": f"p{i}", "image": f"img{i}", "question": "what colour is the circle?"} for i in range(2)]
+    sampled = {p["id"]: {"responses": [{"text": t, "n_tokens": 2} for t in ("red", "blue circle", "one")]}
+               for p in prompts}
+    records, _ = build_consr_records(
+        prompts, {("clean", "s"): sampled}, {"generation": "s", "lambda": 0.8,
+                                             "candidates": {"sampled": 3, "revised": 0, "noisy": 0}},
+        base, processor, lambda p: images[int(p["id"][1])], {"p0": "a red circle.", "p1": "a square."},
+        View(AugmentSpec("n", "diffusion", 800), 7), W.CONTEXT_TEMPLATE)
+    assert records[0]["extras"]["corrupt"] == {"name": "n", "kind": "diffusion", "step": 800, "space": "tensor",
+                                               "seed": 7}
+    model = add_lora(copy.deepcopy(base), {"r": 4, "alpha": 8})  # B = 0: policy == reference
+    cfg = {"beta": 0.1, "alpha": 5.0, "clip": [0.0, 0.2]}  # alpha large enough that weights differ from 1
+    losses = {shift: accumulate(model, processor, records, lambda r: images[int(r["id"][1])], objective("consr"),
+                                {**cfg, "token_shift": shift}, 2, "cpu")[0] for shift in ("policy", "reference")}
+    assert losses["policy"] == pytest.approx(losses["reference"], rel=1e-5)
+    del records[0]["extras"]["corrupt"]
+    with pytest.raises(Exception, match="extras.corrupt.*missing"):
+        accumulate(model, processor, records, lambda r: images[0], objective("consr"), cfg, 2, "cpu")
 
 
 def test_wrong_answers_are_wrong_and_revision_turns_teach_the_right_one():

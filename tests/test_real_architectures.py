@@ -156,7 +156,8 @@ def test_gradient_accumulation_equals_one_big_batch(arch, small_world):
 def test_lmms_eval_runs_each_architecture_and_attaches_an_adapter_as_if_merged(arch, small_world, tmp_path):
     """The papers' lmms-eval model classes (`llava_hf` for LLaVA and OneVision, `qwen2_5_vl`)
     load the saved model, answer every document, and with a LoRA adapter attached (no merge
-    step) answer as the merged model does (exactly in float32)."""
+    step) answer as the merged model does (exactly in float32). For LLaVA and OneVision, this
+    package's `llava_hf_batched` answers as `llava_hf` does."""
     from prefalign.evaluation import run_lmms_eval, write_task_dir
 
     base, processor = arch
@@ -181,6 +182,9 @@ def test_lmms_eval_runs_each_architecture_and_attaches_an_adapter_as_if_merged(a
     assert answers["adapter"] != answers["base"]
     if not qwen:
         assert answers["adapter"] == answers["merged"]
+        _, samples = run_lmms_eval(str(tmp_path / "base"), None, **{**kwargs, "model_name": "llava_hf_batched",
+                                                                    "batch_size": 3})
+        assert {(t, r["id"]): r["response"] for t, rows in samples.items() for r in rows} == answers["base"]
     else:  # the class loads bf16 whatever is asked, so merged weights round differently: greedy
         # answers agree until a near-tie flips; every answer starts with the same word
         def first_words(run):

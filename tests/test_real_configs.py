@@ -11,7 +11,7 @@ import yaml
 from prefalign.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+CONFIGS = sorted(c for c in (ROOT / "configs").glob("*.yaml") if not c.stem.startswith("miniature_"))
 
 
 def placeholders(tmp_path) -> dict:
@@ -52,6 +52,24 @@ def test_paper_config_plans_the_whole_dag(config, tmp_path):
     for tcfg in cfg["training"].values():  # a train job asks for one GPU per training process
         if tcfg.get("processes", 1) > 1:
             assert f"gpu={tcfg['processes']}," in out.stdout
+
+
+def test_the_miniature_ablations_extend_the_default(tmp_path):
+    """configs/miniature_ablations.yaml is config.yaml plus the papers' ablations: every default
+    run, set and setting unchanged, one table per ablation, planned into the same results."""
+    default, ablations = load_config(ROOT / "config.yaml"), load_config(ROOT / "configs/miniature_ablations.yaml")
+    for key, value in default.items():
+        if isinstance(value, dict):
+            assert {k: ablations[key][k] for k in value} == value, key
+        else:
+            assert ablations[key] == value, key
+    assert len(ablations["runs"]) > len(default["runs"]) and "ablations" not in default
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "configs/miniature_ablations.yaml",
+                          "--config", f"results={tmp_path / 'results'}"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for name in ablations["ablations"]:
+        assert f"tables/ablation_{name}.md" in out.stdout, name
 
 
 def test_unset_path_variable_names_the_key(monkeypatch):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.cluster,
               pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")]
 
 SLURM_CONF = """ClusterName=prefalign

@@ -6,6 +6,7 @@ import pytest
 import torch
 from diffsort import DiffSortNet
 
+from prefalign.io import RecordError
 from prefalign.methods.dpo import dpo_loss
 from prefalign.methods.smpro import (build_smpro_groups, cross_group_pairs, mgp_loss, needs,
                                      odd_even_permutation, smpro_objective)
@@ -104,6 +105,13 @@ def test_positive_term_sign_follows_eq4():
     mgp_only = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
     mgp_loss(mgp_only, [1, 1, 1], 1.0).sum().backward()
     assert ratios.grad[0, 0].item() == pytest.approx(mgp_only.grad[0, 0].item() + 0.17)
+
+
+def test_an_item_with_a_single_group_is_named():
+    scored = {"policy": torch.zeros(2, 3), "ref": torch.zeros(2, 3), "group_sizes": [(1, 2), (3,)],
+              "records": [{"id": "p1"}, {"id": "p2"}]}
+    with pytest.raises(RecordError, match="record p2: field 'groups': 1 group; the MGP loss ranks at least 2"):
+        smpro_objective(scored, {"steepness": 1.0, "alpha": 0.17})
 
 
 def test_cross_group_pairs():

@@ -101,9 +101,10 @@ def test_lmms_eval_models_get_only_the_arguments_they_take():
 
     from prefalign.evaluation import model_kwargs
 
-    assert model_kwargs(get_model("llava_hf"), "cpu", "float32") == {"device": "cpu", "device_map": "cpu",
-                                                                    "dtype": "float32"}
-    assert model_kwargs(get_model("qwen2_5_vl"), "cuda", "bfloat16") == {"device": "cuda", "device_map": "cuda"}
+    assert model_kwargs(get_model("llava_hf"), "cpu", "float32", 1) == {"device": "cpu", "device_map": "cpu",
+                                                                       "dtype": "float32", "batch_size": 1}
+    assert model_kwargs(get_model("qwen2_5_vl"), "cuda", "bfloat16", 8) == {"device": "cuda", "device_map": "cuda",
+                                                                           "batch_size": 8}
 
 
 def test_long_rankings_print_the_pairs_of_the_top_group_only():

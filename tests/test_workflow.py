@@ -18,6 +18,20 @@ def run(args, cwd, **kw):
     return subprocess.run(SNAKEMAKE + args, cwd=cwd, env=env, capture_output=True, text=True, **kw)
 
 
+def controls_separate(results: Path, adapters: dict) -> bool:
+    """The controls' directional check, on evaluation items the base model answers wrongly:
+    training on ground-truth pairs raises the held-out margin log p(true) - log p(base's answer)
+    above the base model's, and the same pairs reversed lower it below (prefalign/margins.py)."""
+    from prefalign.margins import base_errors, heldout_margin
+
+    items = base_errors(results / "world", results / "eval/base")
+    assert len(items) > 20
+    margins = {name: heldout_margin(results / "base_model/model", a, items)
+               for name, a in {"base": None, **adapters}.items()}
+    print(f"held-out margins (nats) over {len(items)} items: {margins}")
+    return margins["oracle"] > margins["base"] + 0.02 and margins["oracle_reversed"] < margins["base"] - 0.02
+
+
 def test_lint_is_clean():
     out = run(["--lint", "--configfile", "tests/configs/micro.yaml"], ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -42,7 +56,8 @@ def test_micro_dag_end_to_end(micro_run):
                 "seed1/preferences/seva.jsonl", "seed1/preferences/seva.stats.json",
                 "seed1/train/seva/adapter/adapter_config.json", "seed1/train/seva/log.csv",
                 "seed1/train/seva/curves.png", "eval/base/results.json", "eval/seva.seed1/samples.jsonl",
-                "tables/main.md", "tables/main.png", "tables/label_accuracy.md",
+                "tables/main.md", "tables/main.png", "tables/label_accuracy.md", "tables/deltas.md",
+                "tables/label_accuracy_vs_gain.png", "seed1/preferences/seva.reference.safetensors",
                 "seed1/responses/smpro.noise800.sample2.jsonl", "seed1/preferences/smpro_2groups.jsonl",
                 "seed1/train/smpro/adapter/adapter_config.json", "eval/smpro_2groups.seed1/samples.jsonl",
                 "tables/ablation_smpro_groups.md", "tables/label_accuracy_by_group.md", "tables/diversity.md",
@@ -52,7 +67,8 @@ def test_micro_dag_end_to_end(micro_run):
                 "eval/consr.seed1/samples.jsonl", "tables/response_length.md"]:
         assert (results / rel).exists(), rel
     main = pd.read_csv(results / "tables" / "main.csv")
-    assert list(main.model) == ["base", "SeVa (DPO on SeVa pairs)", "SMPRO", "ASPO", "ConSR"]  # not ablation-only runs
+    assert list(main.model) == ["base", "control: oracle", "control: reversed", "SeVa (DPO on SeVa pairs)", "SMPRO",
+                                "ASPO", "ConSR"]  # not ablation-only runs
     consr = [json.loads(x) for x in (results / "seed1/preferences/consr.jsonl").read_text().splitlines()]
     ranked = [g[0] for g in consr[0]["groups"]]
     assert len(ranked) == 6 and sorted(c["source"] for c in ranked) == ["noisy"] * 2 + ["revised"] * 2 + ["sampled"] * 2
@@ -76,12 +92,52 @@ def test_micro_dag_end_to_end(micro_run):
     assert all(p["question"] == q["question"] + " Answer the question and explain why?" for p, q in zip(prompts, plain))
     for col in ["POPE acc", "POPE F1", "VQA EM", "CHAIR_i (lower better)", "Object recall"]:
         assert main[col].between(0, 1).all() and (main[col + " low"] <= main[col]).all()
-    labels = pd.read_csv(results / "tables" / "label_accuracy.csv")
+    labels = pd.read_csv(results / "tables" / "label_accuracy.csv").set_index("preference set")
     assert labels["pairs"].iloc[0] > 0
+    # the controls: ground-truth labels, as they are and reversed; training can see them
+    assert labels.loc["oracle", "label accuracy"] == 1 and labels.loc["oracle_reversed", "label accuracy"] == 0
+    adapters = {run: results / f"seed1/train/{run}/adapter" for run in ("oracle", "oracle_reversed")}
+    assert controls_separate(results, adapters)
+    answers = {r: (results / f"eval/{r}/samples.jsonl").read_text() for r in ("base", "oracle.seed1")}
+    assert answers["base"] != answers["oracle.seed1"]  # training reaches the benchmark answers
+    deltas = pd.read_csv(results / "tables" / "deltas.csv")
+    assert set(deltas.run) == {"oracle", "oracle_reversed", "seva", "smpro", "smpro_2groups", "aspo", "consr"}
+    assert (deltas[deltas.metric == "pope_accuracy"].n_items == 24).all()
+    assert (deltas.ci_low <= deltas.delta).all() and (deltas.delta <= deltas.ci_high).all()
+    assert set(pd.read_csv(results / "tables" / "oracle_fraction.csv").run) == set(deltas.run) - {"oracle"}
     # nothing left to do, and rerunning one stage reruns only what depends on it
     dry = run(args + ["-n", "--forcerun", "build_preferences"], ROOT)
     assert dry.returncode == 0
     assert "train_base_model" not in dry.stdout and "build_preferences" in dry.stdout
+
+
+@pytest.mark.slow
+def test_a_flipped_loss_sign_fails_the_control_check(micro_run, tmp_path, monkeypatch):
+    """The controls' check is not one a broken loss passes: retrain both controls of the micro
+    run with the DPO loss's sign flipped, as the train stage does, and the check fails."""
+    import yaml
+
+    from prefalign import methods, stages
+    from prefalign.methods.records import Objective
+
+    results, _, out = micro_run
+    assert out.returncode == 0
+    dpo = methods.OBJECTIVES["dpo"]
+
+    def flipped(scored, cfg):
+        loss, metrics = dpo.loss(scored, cfg)
+        return -loss, metrics
+    monkeypatch.setitem(methods.OBJECTIVES, "dpo", Objective(select=dpo.select, loss=flipped))
+    cfg = yaml.safe_load((ROOT / "tests/configs/micro.yaml").read_text())
+    adapters = {}
+    for run in ("oracle", "oracle_reversed"):
+        r, out_dir = cfg["runs"][run], tmp_path / run
+        stages.train(results / f"seed1/preferences/{r['preferences']}.jsonl", results / "base_model/model",
+                     out_dir / "adapter", out_dir / "log.csv", out_dir / "curves.png", r, cfg["objectives"]["dpo"],
+                     cfg["training"][r["training"]], 1, "cpu", "float32",
+                     reference_path=results / f"seed1/preferences/{r['preferences']}.reference.safetensors")
+        adapters[run] = out_dir / "adapter"
+    assert not controls_separate(results, adapters)
 
 
 def test_sharded_generation_plans_one_job_per_shard_and_a_join(tmp_path):

@@ -75,6 +75,17 @@ def test_pool_carries_no_answers_and_answers_are_kept_apart(small_world):
     assert {r["id"] for r in pool} == set(answers)
 
 
+def test_pool_and_evaluation_images_are_disjoint(small_world):
+    """Preference data (controls included) never shows the model an evaluation image: by file
+    and by content."""
+    pool = {r["image"] for r in json.loads((small_world / "pool.json").read_text())}
+    pool_digests = {hashlib.sha256((small_world / name).read_bytes()).hexdigest() for name in pool}
+    for task in ("pope", "vqa", "describe"):
+        rows = pd.read_parquet(small_world / "eval" / f"{task}.parquet")
+        assert not set(rows.image_file) & pool, task
+        assert not {hashlib.sha256(b).hexdigest() for b in rows.image} & pool_digests, task
+
+
 def test_eval_sets_cover_pope_types_and_families(small_world):
     pope = pd.read_parquet(small_world / "eval" / "pope.parquet")
     assert set(pope.pope_type) == {"random", "popular", "adversarial"}

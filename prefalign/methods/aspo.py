@@ -5,7 +5,8 @@ response is split into units (sentences by default), each mapped to whole tokens
 tokenised response. Per unit, computed once here and stored in the record:
   S_i   = cosine(CLIP(unit text), CLIP(image)), min-max normalised over the response -> S'_i
   PPL_i = exp(-mean log p_ref of the unit's tokens given image and preceding text),
-          negated, min-max normalised -> PPL'_i
+          negated, min-max normalised -> PPL'_i  (the last unit's tokens include EOS,
+          which the paper does not mention)
 The loss combines them as w_i = alpha S'_i + (1 - alpha) PPL'_i (alpha is an objective
 setting, so S-only / P-only / alpha sweeps reuse one preference file).
 
@@ -149,14 +150,18 @@ def aspo_margin(unit_ratios: torch.Tensor, weights: torch.Tensor, unit_mask: tor
 
     R_c / R_c* is a normalising constant, detached: with gradients through it M* would be
     identically the DPO margin (the ratio cancels R_c*) and the weights would do nothing.
-    Guard: where |R_c*| < eps (at the first step every log ratio is 0) the ratio takes the
-    value it has when all unit rewards are equal, 1 / (1 + mean w), over the real units."""
-    scaled = (1 + weights) * unit_ratios
-    r_c, r_c_star = unit_ratios.sum(-1), scaled.sum(-1)
+    So M*'s value is always beta R_c - beta r(y_r); the weights act on its gradient.
+    Guard: where |R_c*| < eps (at the first step every log ratio is 0; mixed-sign unit
+    rewards can also cancel) the constant factor takes the value it has when all unit rewards
+    are equal, 1 / (1 + mean w) over the real units; M*'s value stays beta R_c - beta r(y_r)."""
+    scaled = ((1 + weights) * unit_ratios).sum(-1)
+    r_c = unit_ratios.sum(-1)
     mean_w = (weights * unit_mask).sum(-1) / unit_mask.sum(-1).clamp(min=1)
-    safe = r_c_star.abs() >= eps
-    ratio = torch.where(safe, r_c / torch.where(safe, r_c_star, torch.ones_like(r_c_star)), 1 / (1 + mean_w))
-    return ratio.detach() * beta * scaled.sum(-1) - beta * rejected_ratio
+    safe = scaled.abs() >= eps
+    ratio = torch.where(safe, r_c / torch.where(safe, scaled, torch.ones_like(scaled)), 1 / (1 + mean_w)).detach()
+    # safe: ratio * R_c* (= R_c); guarded: R_c in value, ratio * dR_c* in gradient
+    chosen = torch.where(safe, ratio * scaled, r_c.detach() + ratio * (scaled - scaled.detach()))
+    return beta * chosen - beta * rejected_ratio
 
 
 def aspo_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:

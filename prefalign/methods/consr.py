@@ -12,7 +12,9 @@ Selection "reward": every candidate in its own group, ranked by r (Eq. 4-6), so 
 objective trains on argmax r vs argmin r. Selection "noise_pair" (Table 3's "y_l from noise
 image"): the first clean sample vs the first noisy sample, the ranking kept in extras.
 Each candidate stores its token probability shifts dp_t = p(y_t | x, I) - p(y_t | x, I~)
-(Eq. 12, reference model, computed once here) for the loss's token weights.
+under the reference model, computed once here, and each record its corrupt augmentation.
+Eq. 12 defines dp_t with the policy p_theta: the loss's `token_shift: policy` recomputes it
+every step (one extra pass without gradient on I~); `reference` uses the stored shifts.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ NAME = "consr"
 MODELS = ("base",)
 SOURCES = ("sampled", "revised", "noisy")
 SELECTIONS = ("reward", "noise_pair")
+TOKEN_SHIFTS = ("policy", "reference")
 
 
 def needs(pref_cfg: dict) -> list[tuple[str, str]]:
@@ -144,7 +147,8 @@ def build_consr_records(prompts, responses, pref_cfg, model, processor, load_ima
             if groups is None:
                 dropped[reason] = dropped.get(reason, 0) + 1
                 continue
-            extras = {"method": NAME, "lambda": lam, "selection": selection, "description": descriptions[p["id"]]}
+            extras = {"method": NAME, "lambda": lam, "selection": selection, "description": descriptions[p["id"]],
+                      "corrupt": {**corrupt_view.spec.to_config(), "seed": corrupt_view.seed}}
             if selection != "reward":
                 extras["candidates"] = ranked
             records.append(make_record(p, groups, **extras))
@@ -194,8 +198,30 @@ def consr_loss(policy_w, policy_l, ref_w, ref_l, mask_w, mask_l, weight_w, weigh
     return -beta * torch.sigmoid(-delta).detach() * weighted, delta
 
 
+def corrupt_view(record: dict):
+    """The View that shows a ConSR record's corrupt image I~ (its `extras.corrupt`: the
+    augmentation and seed it was built with), so training sees the very I~ of scoring."""
+    from ..augment import AugmentSpec, View
+
+    spec = record.get("extras", {}).get("corrupt")
+    if not isinstance(spec, dict) or "name" not in spec or "seed" not in spec:
+        raise RecordError("preferences", record["id"], "extras.corrupt",
+                          "missing: token_shift 'policy' needs the corrupt augmentation the set was built with "
+                          "(rebuild the preference set)")
+    spec = dict(spec)
+    seed = spec.pop("seed")
+    return View(AugmentSpec.from_config_with_name(spec), seed)
+
+
+def token_shift_policy(policy: torch.Tensor, policy_corrupt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """dp_t = p_theta(y_t | x, I) - p_theta(y_t | x, I~) of Eq. 12 from the policy's current token
+    log-probs [B, T] (detached: the weights are constants in the loss)."""
+    return (policy.detach().exp() - policy_corrupt.detach().exp()) * mask
+
+
 def stored_weights(records, index: int, width: int, mask: torch.Tensor, cfg: dict, sign: int) -> torch.Tensor:
-    """Token weights [B, width] of response `index` of each record's selected pair."""
+    """Token weights [B, width] of response `index` of each record's selected pair, from the
+    shifts stored at build time (the reference model's, `token_shift: reference`)."""
     rows = []
     for b, rec in enumerate(records):
         resp = pair_groups(rec)[index][0]
@@ -209,10 +235,18 @@ def stored_weights(records, index: int, width: int, mask: torch.Tensor, cfg: dic
 
 
 def consr_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
+    """L' of Eq. 14. Token shifts dp_t (Eq. 12): `token_shift: policy` (the paper's p_theta,
+    recomputed each step with the policy) or `reference` (computed once by the base model)."""
     pol, ref, mask = scored["policy_tokens"], scored["ref_tokens"], scored["token_mask"]
     width = mask.shape[-1]
-    w_w = stored_weights(scored["records"], 0, width, mask[:, 0], cfg, +1)
-    w_l = stored_weights(scored["records"], 1, width, mask[:, 1], cfg, -1)
+    if token_shift(cfg) == "policy":
+        clip = tuple(cfg.get("clip", (0.0, 0.2)))
+        shift = token_shift_policy(pol, scored["policy_corrupt_tokens"], mask)
+        w_w = token_visual_weights(shift[:, 0], cfg["alpha"], clip, +1) * mask[:, 0]
+        w_l = token_visual_weights(shift[:, 1], cfg["alpha"], clip, -1) * mask[:, 1]
+    else:
+        w_w = stored_weights(scored["records"], 0, width, mask[:, 0], cfg, +1)
+        w_l = stored_weights(scored["records"], 1, width, mask[:, 1], cfg, -1)
     losses, delta = consr_loss(pol[:, 0], pol[:, 1], ref[:, 0], ref[:, 1], mask[:, 0], mask[:, 1], w_w, w_l,
                                cfg["beta"])
     margin = (scored["policy"][:, 0] - scored["ref"][:, 0]) - (scored["policy"][:, 1] - scored["ref"][:, 1])
@@ -220,4 +254,12 @@ def consr_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
                            "pair_accuracy": (margin > 0).float().mean().item()}
 
 
-OBJECTIVE = Objective(select=pair_groups, loss=consr_objective)
+def token_shift(cfg: dict) -> str:
+    shift = cfg.get("token_shift", "policy")
+    if shift not in TOKEN_SHIFTS:
+        raise ValueError(f"unknown ConSR token_shift {shift!r} (known: {TOKEN_SHIFTS})")
+    return shift
+
+
+OBJECTIVE = Objective(select=pair_groups, loss=consr_objective,
+                      scores_corrupt=lambda cfg: token_shift(cfg) == "policy")

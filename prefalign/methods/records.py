@@ -58,6 +58,9 @@ class Objective:
     `policy` and `ref` [B, Nmax] summed response log-probs (responses in group order,
     best group first, zero-padded), `group_sizes` (one tuple per item; they say which
     entries are real), per-token `policy_tokens`, `ref_tokens`, `token_mask` [B, Nmax, T]
-    and the `records`."""
+    and the `records`. Where `scores_corrupt(cfg)` is true it also receives
+    `policy_corrupt_tokens` [B, Nmax, T]: the policy's token log-probs, without gradient, with
+    each record's corrupt image (`extras.corrupt`: the augmentation it was built with)."""
     select: Callable[[dict], list[list[dict]]]
     loss: Callable[[dict, dict], tuple]
+    scores_corrupt: Callable[[dict], bool] = lambda cfg: False

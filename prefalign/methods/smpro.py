@@ -85,6 +85,11 @@ def smpro_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
 
     Items with different group sizes in one batch are bucketed by their sizes (each bucket
     is one batched network, no padding enters a sort)."""
+    ids = [r["id"] for r in scored["records"]] if "records" in scored else range(len(scored["group_sizes"]))
+    for record_id, sizes in zip(ids, scored["group_sizes"]):
+        if len(sizes) < 2:
+            raise RecordError("preferences", record_id, "groups",
+                              f"{len(sizes)} group; the MGP loss ranks at least 2 groups")
     ratios = scored["policy"] - scored["ref"]
     mgp = ratios.new_zeros(len(ratios))
     positive = ratios.new_zeros(len(ratios))

@@ -1,0 +1,197 @@
+"""Differences vs the base model, with paired bootstrap intervals over the same items.
+
+A run and the base model answer the same evaluation items, so the question "did training
+move the benchmark?" is answered by resampling items once and recomputing both models'
+aggregates on that one resample (a paired bootstrap); seeds are averaged on each resample
+(the per-item mean over seeds), so seed variance is not in the interval.
+
+Every miniature metric is a function of sums of per-item columns (accuracy = sum(score) /
+n, F1 = f(sum tp, sum fp, sum fn), CHAIR_i = sum(hallucinated) / sum(mentions), ...), so a
+resample is a vector of item counts and the bootstrap is one matrix product.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+HIGHER, LOWER = "higher is better", "lower is better"
+
+
+@dataclass(frozen=True)
+class SumMetric:
+    task: str
+    metric: str
+    label: str
+    direction: str
+    columns: Callable[[dict], list[float]]  # one item's summands
+    combine: Callable[[np.ndarray], np.ndarray]  # [..., k] sums -> [...] value
+
+    def value(self, rows: list[dict]) -> float:
+        return float(self.combine(self.matrix(rows).sum(0)))
+
+    def matrix(self, rows: list[dict]) -> np.ndarray:
+        return np.array([self.columns(r) for r in rows], dtype=np.float64).reshape(len(rows), -1)
+
+
+def ratio(sums: np.ndarray) -> np.ndarray:
+    """sums[..., 0] / sums[..., 1], 0 where the denominator is 0."""
+    num, den = sums[..., 0], sums[..., 1]
+    return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+
+
+def f1(sums: np.ndarray) -> np.ndarray:
+    """F1 from summed (true positive, false positive, false negative) indicators."""
+    tp, fp, fn = sums[..., 0], sums[..., 1], sums[..., 2]
+    den = 2 * tp + fp + fn
+    return np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 0.0)
+
+
+def pope_split(split: str) -> SumMetric:
+    return SumMetric("prefalign_pope", f"pope_accuracy_{split}", f"POPE acc {split}", HIGHER,
+                     lambda r: [r["score"] * (r["pope_type"] == split), float(r["pope_type"] == split)], ratio)
+
+
+METRICS = [
+    SumMetric("prefalign_pope", "pope_accuracy", "POPE acc", HIGHER, lambda r: [r["score"], 1.0], ratio),
+    *(pope_split(s) for s in ("random", "popular", "adversarial")),
+    SumMetric("prefalign_pope", "pope_f1", "POPE F1", HIGHER,
+              lambda r: [float(r["prediction"] == "yes" and r["answer"] == "yes"),
+                         float(r["prediction"] == "yes" and r["answer"] == "no"),
+                         float(r["prediction"] != "yes" and r["answer"] == "yes")], f1),
+    SumMetric("prefalign_pope", "pope_yes_ratio", "POPE yes-ratio", "closer to the true share of 'yes' is better",
+              lambda r: [float(r["prediction"] == "yes"), 1.0], ratio),
+    SumMetric("prefalign_vqa", "exact_match", "VQA EM", HIGHER, lambda r: [r["score"], 1.0], ratio),
+    SumMetric("prefalign_describe", "chair_i", "CHAIR_i", LOWER, lambda r: [r["hallucinated"], r["mentions"]], ratio),
+    SumMetric("prefalign_describe", "chair_s", "CHAIR_s", LOWER, lambda r: [float(r["hallucinated"] > 0), 1.0], ratio),
+    SumMetric("prefalign_describe", "object_recall", "Object recall", HIGHER,
+              lambda r: [r["recalled"], r["objects"]], ratio),
+]
+
+
+def aligned(base: list[dict], run: list[dict], where: str) -> list[dict]:
+    """The run's rows in the base's item order; both must hold exactly the same item ids."""
+    by_id = {r["id"]: r for r in run}
+    if len(by_id) != len(run) or set(by_id) != {r["id"] for r in base}:
+        missing = sorted({r["id"] for r in base} ^ set(by_id))[:3]
+        raise ValueError(f"{where}: evaluation items differ from the base model's (e.g. {missing}); "
+                         "a paired difference needs the same items")
+    return [by_id[r["id"]] for r in base]
+
+
+def paired_delta(metric: SumMetric, base: list[dict], seeds: list[list[dict]], n: int, confidence: float,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """(delta, low, high) of mean-over-seeds(metric(run)) - metric(base), resampling items in pairs."""
+    base_m = metric.matrix(base)
+    seed_m = [metric.matrix(rows) for rows in seeds]
+    point = np.mean([metric.combine(m.sum(0)) for m in seed_m]) - metric.combine(base_m.sum(0))
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rng.integers(len(base), size=len(base)), minlength=len(base))
+                       for _ in range(n)]).astype(np.float64)  # [n, items]
+    stats = np.mean([metric.combine(counts @ m) for m in seed_m], axis=0) - metric.combine(counts @ base_m)
+    a = (1 - confidence) / 2
+    return float(point), float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))
+
+
+def deltas_table(base: dict[str, list[dict]], runs: dict[str, list[dict[str, list[dict]]]], tcfg: dict,
+                 metrics=METRICS) -> pd.DataFrame:
+    """One row per run, benchmark and metric: delta in points with its paired interval.
+    base: task -> rows; runs: run -> one {task -> rows} per seed."""
+    rows = []
+    for run, per_seed in runs.items():
+        for m in metrics:
+            if m.task not in base:
+                continue
+            seeds = [aligned(base[m.task], s[m.task], f"run {run}, task {m.task}, seed #{k + 1}")
+                     for k, s in enumerate(per_seed)]
+            delta, low, high = paired_delta(m, base[m.task], seeds, tcfg["bootstrap_samples"], tcfg["confidence"])
+            rows.append({"run": run, "benchmark": m.task, "metric": m.metric, "delta": 100 * delta,
+                         "ci_low": 100 * low, "ci_high": 100 * high, "n_items": len(base[m.task]),
+                         "n_seeds": len(seeds)})
+    return pd.DataFrame(rows, columns=["run", "benchmark", "metric", "delta", "ci_low", "ci_high", "n_items",
+                                       "n_seeds"])
+
+
+def deltas_markdown(df: pd.DataFrame, labels: dict[str, str], confidence: float, metrics=METRICS) -> str:
+    """Runs as rows, metrics as columns, 'delta [low, high]' in points; * where the interval excludes 0."""
+    conf = int(round(100 * confidence))
+    shown = [m for m in metrics if m.metric in set(df["metric"])]
+    out = ["# Difference vs the base model (points)", "",
+           f"Mean over seeds minus base, with a paired {conf}% bootstrap interval over the same items; "
+           "`*` marks an interval that excludes 0. Seeds are averaged per item, so seed variance is not in "
+           "the interval" + (" (fewer than 3 seeds)" if len(df) and df["n_seeds"].min() < 3 else "") + ".",
+           "Direction: " + "; ".join(f"{m.label}: {m.direction}" for m in shown) + ".", "",
+           "| run | seeds | " + " | ".join(f"{m.label} (n={int(df[df.metric == m.metric].n_items.iloc[0])})"
+                                         for m in shown) + " |",
+           "|" + "---|" * (len(shown) + 2)]
+    for run, g in df.groupby("run", sort=False):
+        cells = []
+        for m in shown:
+            r = g[g.metric == m.metric].iloc[0]
+            star = "*" if r.ci_low > 0 or r.ci_high < 0 else ""
+            cells.append(f"{r.delta:+.1f} [{r.ci_low:+.1f}, {r.ci_high:+.1f}]{star}")
+        out.append(f"| {labels.get(run, run)} | {int(g.n_seeds.iloc[0])} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+# The headline metric of each benchmark, for the comparisons across runs below.
+HEADLINE = {"prefalign_pope": "pope_accuracy", "prefalign_vqa": "exact_match", "prefalign_describe": "object_recall"}
+
+
+def oracle_fraction(deltas: pd.DataFrame, control: str) -> pd.DataFrame:
+    """Each run's gain as a fraction of the positive control's gain, per headline metric
+    (NaN where the control did not move that metric)."""
+    headline = deltas[deltas.metric.isin(HEADLINE.values())]
+    oracle = headline[headline.run == control].set_index("metric").delta
+    rows = []
+    for run, g in headline[headline.run != control].groupby("run", sort=False):
+        row = {"run": run}
+        for metric, delta in zip(g.metric, g.delta):
+            gain = oracle.get(metric, np.nan)
+            row[metric] = delta / gain if gain else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def label_accuracy_vs_gain(deltas: pd.DataFrame, label_accuracy: pd.DataFrame,
+                           run_preferences: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per run and headline metric: its preference set's label accuracy and its gain;
+    Spearman's rank correlation of the two over runs, per metric)."""
+    from scipy.stats import spearmanr
+
+    accuracy = label_accuracy.set_index("preference set")["label accuracy"]
+    points = deltas[deltas.metric.isin(HEADLINE.values()) & deltas.run.map(run_preferences).isin(accuracy.index)]
+    points = points.assign(preferences=points.run.map(run_preferences),
+                           label_accuracy=lambda d: 100 * d.preferences.map(accuracy))
+    points = points[["run", "preferences", "label_accuracy", "benchmark", "metric", "delta"]]
+    correlations = []
+    for metric, g in points.groupby("metric", sort=False):
+        varies = g.label_accuracy.nunique() > 1 and g.delta.nunique() > 1
+        rho = spearmanr(g.label_accuracy, g.delta) if len(g) >= 3 and varies else None
+        correlations.append({"metric": metric, "runs": len(g),
+                             "spearman": float(rho.statistic) if rho else np.nan,
+                             "p": float(rho.pvalue) if rho else np.nan})
+    return points.reset_index(drop=True), pd.DataFrame(correlations)
+
+
+def plot_label_accuracy_vs_gain(points: pd.DataFrame, correlations: pd.DataFrame, labels: dict[str, str]):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = list(dict.fromkeys(points.metric))
+    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(4.2 * max(len(metrics), 1), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        g = points[points.metric == metric]
+        ax.scatter(g.label_accuracy, g.delta, s=18)
+        for x, y, run in zip(g.label_accuracy, g.delta, g.run):
+            ax.annotate(labels.get(run, run), (x, y), fontsize=5, alpha=0.8)
+        ax.axhline(0, color="grey", lw=0.5)
+        rho = correlations.set_index("metric").spearman.get(metric, np.nan)
+        ax.set_title(f"{metric}: Spearman {rho:+.2f}" if rho == rho else metric, fontsize=8)
+        ax.set_xlabel("label accuracy of the preference set (%)", fontsize=7)
+        ax.set_ylabel("difference vs base (points)", fontsize=7)
+    fig.tight_layout()
+    return fig

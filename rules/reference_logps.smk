@@ -1,0 +1,22 @@
+rule reference_logps:
+    """The base model's log-probs of every response of a preference set, once: every run,
+    seed and epoch that trains on the set reads them instead of recomputing them."""
+    input:
+        prefs=f"{R}/seed{{seed}}/preferences/{{prefset}}.jsonl",
+        model=base_model_dir(),
+    output:
+        reference_path("{seed}", "{prefset}"),
+    params:
+        device=config["device"],
+        dtype=config["dtype"],
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/prefalign.yaml"
+    log:
+        f"{R}/logs/reference_logps.{{prefset}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/reference_logps.{{prefset}}.seed{{seed}}.tsv",
+    script:
+        "../scripts/reference_logps.py"
