@@ -12,6 +12,7 @@ resample is a vector of item counts and the bootstrap is one matrix product.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -195,3 +196,41 @@ def plot_label_accuracy_vs_gain(points: pd.DataFrame, correlations: pd.DataFrame
         ax.set_ylabel("difference vs base (points)", fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def write_deltas(out_dir: Path, samples: dict[str, list[dict]], labels: dict[str, str], tcfg: dict,
+                 control: str | None) -> pd.DataFrame:
+    """deltas.csv / .md: every run against the base model, paired over the same items; with a
+    positive control, oracle_fraction.csv / .md: each run's gain as a fraction of its gain.
+    samples: model -> one {task -> rows} per seed ("base": one)."""
+    from .io import atomic_path
+    from .tables import write_table
+
+    df = deltas_table(samples["base"][0], {name: s for name, s in samples.items() if name != "base"}, tcfg)
+    with atomic_path(out_dir / "deltas.csv") as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6f")
+    with atomic_path(out_dir / "deltas.md") as tmp:
+        tmp.write_text(deltas_markdown(df, labels, tcfg["confidence"]))
+    if control:
+        fractions = oracle_fraction(df, control)
+        fractions.insert(1, "label", fractions.run.map(lambda r: labels.get(r, r)))
+        write_table(out_dir, "oracle_fraction", fractions, f"Gain as a fraction of the positive control's ({control})",
+                    "Difference vs base of each run divided by the control's, per headline metric (point "
+                    "estimates; NaN where the control did not move the metric; a negative fraction moved the "
+                    "other way).", scale=1)
+    return df
+
+
+def write_label_accuracy_vs_gain(out_dir: Path, deltas: pd.DataFrame, accuracy: pd.DataFrame,
+                                 run_preferences: dict[str, str], labels: dict[str, str]) -> None:
+    from .stages import save_figure
+    from .tables import write_table
+
+    points, correlations = label_accuracy_vs_gain(deltas, accuracy, run_preferences)
+    write_table(out_dir, "label_accuracy_vs_gain", correlations,
+                "Label accuracy of the preference set against the gain of the run",
+                "Spearman's rank correlation over every trained run, per headline metric, between the label "
+                "accuracy of the run's preference set and its difference vs base (every point is in "
+                "label_accuracy_vs_gain_points.csv).", scale=1)
+    write_table(out_dir, "label_accuracy_vs_gain_points", points, "Label accuracy and gain per run", "", scale=1)
+    save_figure(plot_label_accuracy_vs_gain(points, correlations, labels), out_dir / "label_accuracy_vs_gain.png")

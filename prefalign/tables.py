@@ -303,49 +303,12 @@ def benchmark_table(models: dict[str, list[str]], labels: dict[str, str], tasks:
     return pd.DataFrame(rows), note
 
 
-def write_deltas(out_dir: Path, models: dict[str, list[str]], labels: dict[str, str], tcfg: dict,
-                 control: str | None) -> pd.DataFrame:
-    """deltas.csv / .md: every run against the base model, paired over the same items; with a
-    positive control, oracle_fraction.csv / .md: each run's gain as a fraction of its gain."""
-    from .deltas import deltas_markdown, deltas_table, oracle_fraction
-    from .io import atomic_path
-
-    runs = {name: [load_samples(d) for d in dirs] for name, dirs in models.items() if name != "base"}
-    df = deltas_table(load_samples(models["base"][0]), runs, tcfg)
-    with atomic_path(out_dir / "deltas.csv") as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6f")
-    with atomic_path(out_dir / "deltas.md") as tmp:
-        tmp.write_text(deltas_markdown(df, labels, tcfg["confidence"]))
-    if control:
-        fractions = oracle_fraction(df, control)
-        fractions.insert(1, "label", fractions.run.map(lambda r: labels.get(r, r)))
-        write_table(out_dir, "oracle_fraction", fractions, f"Gain as a fraction of the positive control's ({control})",
-                    "Difference vs base of each run divided by the control's, per headline metric (point "
-                    "estimates; NaN where the control did not move the metric; a negative fraction moved the "
-                    "other way).", scale=1)
-    return df
-
-
-def write_label_accuracy_vs_gain(out_dir: Path, deltas: pd.DataFrame, accuracy: pd.DataFrame,
-                                 run_preferences: dict[str, str], labels: dict[str, str]) -> None:
-    from .deltas import label_accuracy_vs_gain, plot_label_accuracy_vs_gain
-    from .stages import save_figure
-
-    points, correlations = label_accuracy_vs_gain(deltas, accuracy, run_preferences)
-    write_table(out_dir, "label_accuracy_vs_gain", correlations,
-                "Label accuracy of the preference set against the gain of the run",
-                "Spearman's rank correlation over every trained run, per headline metric, between the label "
-                "accuracy of the run's preference set and its difference vs base (every point is in "
-                "label_accuracy_vs_gain_points.csv).", scale=1)
-    write_table(out_dir, "label_accuracy_vs_gain_points", points, "Label accuracy and gain per run", "", scale=1)
-    save_figure(plot_label_accuracy_vs_gain(points, correlations, labels), out_dir / "label_accuracy_vs_gain.png")
-
-
 def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, main_rows, ablations,
                  diversity_sets, tasks, *, control: str | None = None,
                  run_preferences: dict[str, str] | None = None) -> None:
     """Every table the configuration calls for (see rules/common.smk: table_outputs).
     `control`: the positive control's run; `run_preferences`: run -> its preference set."""
+    from .deltas import write_deltas, write_label_accuracy_vs_gain
     from .io import atomic_path
     from .stages import save_figure
 
@@ -360,7 +323,8 @@ def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, main_r
         for name, a in ablations.items():
             df = main_table({m: models[m] for m in ["base", *a["runs"]]}, labels, tcfg)
             write_table(out_dir, f"ablation_{name}", df, a["title"], note)
-        deltas = write_deltas(out_dir, models, labels, tcfg, control)
+        deltas = write_deltas(out_dir, {m: [load_samples(d) for d in dirs] for m, dirs in models.items()}, labels,
+                              tcfg, control)
         lengths = response_lengths(models, labels, [t for t in tasks if t.startswith("prefalign_")], tcfg)
         write_table(out_dir, "response_length", lengths, "Response length on the benchmarks (words per response)",
                     note.replace("in percent", "in words"), scale=1)
