@@ -29,6 +29,10 @@ class SumMetric:
     direction: str
     columns: Callable[[dict], list[float]]  # one item's summands
     combine: Callable[[np.ndarray], np.ndarray]  # [..., k] sums -> [...] value
+    counts: Callable[[dict], bool] = lambda row: True  # the items it is computed over (a split)
+
+    def n_items(self, rows: list[dict]) -> int:
+        return sum(map(self.counts, rows))
 
     def value(self, rows: list[dict]) -> float:
         return float(self.combine(self.matrix(rows).sum(0)))
@@ -52,7 +56,8 @@ def f1(sums: np.ndarray) -> np.ndarray:
 
 def pope_split(split: str) -> SumMetric:
     return SumMetric("prefalign_pope", f"pope_accuracy_{split}", f"POPE acc {split}", HIGHER,
-                     lambda r: [r["score"] * (r["pope_type"] == split), float(r["pope_type"] == split)], ratio)
+                     lambda r: [r["score"] * (r["pope_type"] == split), float(r["pope_type"] == split)], ratio,
+                     counts=lambda r: r["pope_type"] == split)
 
 
 METRICS = [
@@ -109,7 +114,7 @@ def deltas_table(base: dict[str, list[dict]], runs: dict[str, list[dict[str, lis
                      for k, s in enumerate(per_seed)]
             delta, low, high = paired_delta(m, base[m.task], seeds, tcfg["bootstrap_samples"], tcfg["confidence"])
             rows.append({"run": run, "benchmark": m.task, "metric": m.metric, "delta": 100 * delta,
-                         "ci_low": 100 * low, "ci_high": 100 * high, "n_items": len(base[m.task]),
+                         "ci_low": 100 * low, "ci_high": 100 * high, "n_items": m.n_items(base[m.task]),
                          "n_seeds": len(seeds)})
     return pd.DataFrame(rows, columns=["run", "benchmark", "metric", "delta", "ci_low", "ci_high", "n_items",
                                        "n_seeds"])
@@ -122,7 +127,8 @@ def deltas_markdown(df: pd.DataFrame, labels: dict[str, str], confidence: float,
     out = ["# Difference vs the base model (points)", "",
            f"Mean over seeds minus base, with a paired {conf}% bootstrap interval over the same items; "
            "`*` marks an interval that excludes 0. Seeds are averaged per item, so seed variance is not in "
-           "the interval" + (" (fewer than 3 seeds)" if len(df) and df["n_seeds"].min() < 3 else "") + ".",
+           "the interval" + ("; with fewer than 3 seeds a run's seed variance is not estimated at all"
+                             if len(df) and df["n_seeds"].min() < 3 else "") + ".",
            "Direction: " + "; ".join(f"{m.label}: {m.direction}" for m in shown) + ".", "",
            "| run | seeds | " + " | ".join(f"{m.label} (n={int(df[df.metric == m.metric].n_items.iloc[0])})"
                                          for m in shown) + " |",

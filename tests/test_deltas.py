@@ -38,6 +38,7 @@ def test_every_metric_equals_the_benchmarks_own_aggregate():
         else:  # a POPE split: accuracy over that split's items
             split = [r for r in rows[m.task] if r["pope_type"] == m.metric.rsplit("_", 1)[1]]
             assert m.value(rows[m.task]) == pytest.approx(task_utils.pope_accuracy(split), abs=1e-12)
+            assert m.n_items(rows[m.task]) == len(split) == 30
 
 
 def test_paired_interval_sees_a_small_shift_that_unpaired_noise_would_hide():
