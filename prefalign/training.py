@@ -87,16 +87,22 @@ def score_corrupt(model, processor, items, groups, images, sharded: bool) -> tor
     return pad_per_item(tokens, [len(t) for t in texts])
 
 
+def chosen_nll(scored: dict) -> torch.Tensor:
+    """Mean over items of the chosen response's (the top group's first) mean token NLL."""
+    return -(scored["policy"][:, 0] / scored["token_mask"][:, 0].sum(-1).clamp(min=1)).mean()
+
+
 def accumulate(model, processor, items, load_image, objective: Objective, objective_cfg: dict,
                micro_batch_size: int, device, batch_size: int | None = None,
-               micro_batches: int = 0, filler=None) -> tuple[float, dict]:
+               micro_batches: int = 0, filler=None, chosen_nll_weight: float = 0.0) -> tuple[float, dict]:
     """Backward the batch's mean loss in micro-batches (gradient accumulation: the papers'
     batch of 128 on GPUs that hold a few sequences); returns the loss and metrics, weighted
     by micro-batch size. `items` may be this process's share of a batch of `batch_size`.
 
     Under FSDP every process must run as many passes as the others (each pass gathers the
     sharded weights from all of them): up to `micro_batches` passes are run on `filler` with
-    weight 0."""
+    weight 0. `chosen_nll_weight` adds that times the chosen response's mean token negative
+    log-likelihood to every objective (an anchor on the chosen likelihood, as RPO adds to DPO)."""
     total, metrics = 0.0, {}
     parts = [items[s:s + micro_batch_size] for s in range(0, len(items), micro_batch_size)]
     for part in parts + [[]] * (micro_batches - len(parts)):
@@ -108,6 +114,10 @@ def accumulate(model, processor, items, load_image, objective: Objective, object
             scored["policy_corrupt_tokens"] = score_corrupt(model, processor, part, groups, images,
                                                             distributed.is_sharded(model))
         loss, m = objective.loss(scored, objective_cfg)
+        if chosen_nll_weight:
+            nll = chosen_nll(scored)
+            loss = loss + chosen_nll_weight * nll
+            m = {**m, "chosen_nll": nll.item()}
         (loss * share).backward()
         total += loss.item() * share
         for k, v in m.items():
@@ -148,7 +158,8 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
         micro = tcfg.get("micro_batch_size") or bs
         passes = math.ceil(math.ceil(len(items) / processes) / micro) if sharded else 0
         loss, metrics = accumulate(model, processor, items[rank::processes], load_image, objective, objective_cfg,
-                                   micro, device, batch_size=len(items), micro_batches=passes, filler=items[0])
+                                   micro, device, batch_size=len(items), micro_batches=passes, filler=items[0],
+                                   chosen_nll_weight=tcfg.get("chosen_nll_weight", 0.0))
         if not sharded:  # FSDP sums the gradients itself
             distributed.sum_gradients(params)
         loss, metrics = distributed.sum_objects(loss, metrics)

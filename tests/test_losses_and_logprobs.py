@@ -66,3 +66,40 @@ def test_prompt_change_does_not_enter_the_sum_but_conditions_it(small_world, tin
         b = build_scoring_batch(processor, imgs, ["describe the image."], ["red"])
         assert a["response_mask"].sum() == b["response_mask"].sum()
         assert sequence_logps(model, a).item() != pytest.approx(sequence_logps(model, b).item(), abs=1e-6)
+
+
+def test_chosen_nll_anchor_adds_the_chosen_mean_token_nll_to_any_objective():
+    import torch
+
+    from prefalign.methods import objective
+    from prefalign.training import chosen_nll
+
+    policy = torch.tensor([[-2.0, -5.0], [-6.0, -1.0]])
+    mask = torch.zeros(2, 2, 3)
+    mask[0, 0, :2] = 1  # chosen of item 0 has 2 tokens, of item 1 has 3
+    mask[1, 0, :3] = 1
+    scored = {"policy": policy, "token_mask": mask}
+    assert chosen_nll(scored).item() == pytest.approx((2.0 / 2 + 6.0 / 3) / 2)
+    assert objective("dpo").select({"groups": [[{"text": "a"}], [{"text": "b"}]]})[0][0]["text"] == "a"
+
+
+def test_training_adds_the_weighted_anchor_to_the_loss(small_world, tiny_model):
+    import copy
+
+    from prefalign.methods import objective
+    from prefalign.training import accumulate, add_lora, chosen_nll, score_groups
+
+    base, processor = tiny_model
+    images = _images(small_world, 2)
+    records = [{"id": str(k), "image": str(k), "question": "what colour is the circle?", "extras": {},
+                "groups": [[{"text": "red"}], [{"text": "blue circle"}]]} for k in range(2)]
+    model = add_lora(copy.deepcopy(base), {"r": 4, "alpha": 8})
+    load = lambda r: images[int(r["id"])]  # noqa: E731
+    plain, _ = accumulate(model, processor, records, load, objective("dpo"), {"beta": 0.1}, 2, "cpu")
+    anchored, metrics = accumulate(model, processor, records, load, objective("dpo"), {"beta": 0.1}, 2, "cpu",
+                                   chosen_nll_weight=0.5)
+    with torch.no_grad():
+        nll = chosen_nll(score_groups(model, processor, records, [objective("dpo").select(r) for r in records],
+                                      [load(r) for r in records], "cpu")).item()
+    assert metrics["chosen_nll"] == pytest.approx(nll, rel=1e-5)
+    assert anchored == pytest.approx(plain + 0.5 * nll, rel=1e-5)
