@@ -44,7 +44,6 @@ def score_groups(model, processor, items, groups, images, device) -> dict:
     Each item's image and prompt are encoded once and shared by all of its responses. The
     reference's come from the records where they carry them (`reference.attach`: computed
     once per preference set), else from a pass with the adapter disabled."""
-
     texts = [[r["text"] for g in gs for r in g] for gs in groups]
     batch = group_scoring_batch(processor, images, [r["question"] for r in items], texts)
     # under FSDP every process must make the same number of passes: one chunk, whatever the size
@@ -56,12 +55,9 @@ def score_groups(model, processor, items, groups, images, device) -> dict:
         with torch.no_grad(), model.disable_adapter():
             ref_tok, _ = shared_prefix_token_logps(model, batch, chunks)
     counts = [len(t) for t in texts]
-
-    def per_item(x):
-        return pad_per_item(x, counts)
-    return {"policy": per_item(policy_tok.sum(-1)), "ref": per_item(ref_tok.sum(-1)),
-            "policy_tokens": per_item(policy_tok), "ref_tokens": per_item(ref_tok), "token_mask": per_item(mask),
-            "group_sizes": [tuple(len(g) for g in gs) for gs in groups], "records": items}
+    policy, ref, mask = (pad_per_item(x, counts) for x in (policy_tok, ref_tok, mask))
+    return {"policy": policy.sum(-1), "ref": ref.sum(-1), "policy_tokens": policy, "ref_tokens": ref,
+            "token_mask": mask, "group_sizes": [tuple(len(g) for g in gs) for gs in groups], "records": items}
 
 
 def pad_per_item(x: torch.Tensor, counts: list[int]) -> torch.Tensor:
