@@ -25,6 +25,7 @@ import torch
 from group_scoring import build_model, timed
 
 from prefalign import world as W
+from prefalign.world_build import build_world
 from prefalign.augment import AugmentSpec, View
 from prefalign.data import load_conversations, open_image
 from prefalign.methods.consr import score_candidates
@@ -86,7 +87,7 @@ def main():
     view = View(AugmentSpec("noise800", "diffusion", 800), seed=1)
     with tempfile.TemporaryDirectory() as tmp:
         world_dir = Path(tmp) / "world"
-        W.build_world(world_dir, 0, W.WorldSpec(), 400, 10, {"pope": 3, "vqa": 1, "describe": 1},
+        build_world(world_dir, 0, W.WorldSpec(), 400, 10, {"pope": 3, "vqa": 1, "describe": 1},
                       consr_share=0.25, progress=False)
         model, processor = build_model(world_dir, args.model)
         model.eval()

@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from prefalign import world as W
+from prefalign.world_build import build_world
 from prefalign.data import load_conversations, open_image
 from prefalign.model import (build_scoring_batch, group_scoring_batch, shared_prefix_token_logps,
                              token_logps)
@@ -91,7 +92,7 @@ def main():
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         world_dir = Path(tmp) / "world"
-        W.build_world(world_dir, 0, W.WorldSpec(), 400, 10, {"pope": 3, "vqa": 1, "describe": 1}, progress=False)
+        build_world(world_dir, 0, W.WorldSpec(), 400, 10, {"pope": 3, "vqa": 1, "describe": 1}, progress=False)
         model, processor = build_model(world_dir, args.model)
         model.train()  # as in training; no dropout in the tiny model
         print("| responses/item | pass | naive ms | shared-prefix ms | ratio | max abs diff of log-probs |")

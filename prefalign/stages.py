@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from . import world as W
+from .scoring import correctness, mentioned_objects, yes_no
 from .augment import AugmentSpec, View, split_images, tensor_digest
 from .data import extract_rlaif_v_images, load_conversations, load_povid, load_rlaif_v, open_image
 from .io import RecordError, atomic_path, read_jsonl, require, write_json, write_jsonl
@@ -33,10 +34,14 @@ def save_figure(fig, path) -> None:
 # ---------------------------------------------------------------- make_world
 
 def make_world(out_dir, wcfg: dict) -> None:
-    spec = W.WorldSpec(image_size=wcfg["image_size"], grid=wcfg["grid"])
-    counts = W.build_world(out_dir, wcfg["seed"], spec, wcfg["n_sft_images"],
-                           wcfg["n_pool_images"], wcfg["n_eval"],
-                           reasoning_share=wcfg["reasoning_share"], consr_share=wcfg.get("consr_share", 0.0))
+    from .world_build import build_world
+
+    spec = W.WorldSpec(image_size=wcfg["image_size"], grid=wcfg["grid"],
+                       cooccurrence=wcfg.get("cooccurrence", 0.0), annotator_prior=wcfg.get("annotator_prior", 0.0))
+    counts = build_world(out_dir, wcfg["seed"], spec, wcfg["n_sft_images"], wcfg["n_pool_images"], wcfg["n_eval"],
+                         reasoning_share=wcfg["reasoning_share"], consr_share=wcfg.get("consr_share", 0.0),
+                         pool_family_weights=wcfg.get("pool_family_weights"),
+                         pool_negatives=wcfg.get("pool_negatives"))
     log.info("world written to %s: %s", out_dir, counts)
 
 
@@ -77,12 +82,22 @@ def competence(model, processor, world_dir, noise_steps, seed: int, batch_size: 
                                max_new_tokens=80 if task == "describe" else 8,
                                pixel_transform=view.pixel_transform(ids))
                 preds += [o[0][0] for o in out]
-            scores = [W.correctness(f, p, a, sc) for f, p, a, sc in zip(df.family, preds, df.answer, scenes)]
+            scores = [correctness(f, p, a, sc) for f, p, a, sc in zip(df.family, preds, df.answer, scenes)]
             for fam in sorted(set(df.family)):
                 sel = [sc for sc, f in zip(scores, df.family) if f == fam]
                 rows.append({"family": fam, "view": view.name, "n": len(sel),
-                             "accuracy": round(float(np.mean(sel)), 4)})
+                             "accuracy": round(float(np.mean(sel)), 4),
+                             **(false_yes_on_partners(df, preds, scenes) if fam == "exist" else {})})
     return rows
+
+
+def false_yes_on_partners(df, preds, scenes) -> dict:
+    """The co-occurrence premise: how many false "yes" answers name a usual partner of an
+    object in the image (all POPE splits together)."""
+    false_yes = [(q, sc) for q, a, p, sc in zip(df.question, df.answer, preds, scenes)
+                 if a == "no" and yes_no(p) == "yes"]
+    on_partner = sum(mentioned_objects(q)[0] in W.absent_partners(sc) for q, sc in false_yes)
+    return {"false_yes": len(false_yes), "false_yes_on_partner": on_partner}
 
 
 def train_base_model(world_dir, model_dir, log_csv, competence_csv, bcfg: dict, image_size: int) -> None:

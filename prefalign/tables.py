@@ -15,11 +15,15 @@ import yaml
 
 from .io import read_json, read_jsonl
 from .lmms_tasks import utils as task_utils
-from .world import correctness
+from .scoring import correctness
 
 # (task, metric, column label, aggregate over per-sample rows)
 METRICS = [
     ("prefalign_pope", "pope_accuracy", "POPE acc", task_utils.pope_accuracy),
+    # POPE's three negative types as separate columns, as the real benchmark reports them
+    *[("prefalign_pope", f"pope_accuracy_{split}", f"POPE {split}",
+       lambda rows, split=split: split_accuracy([r for r in rows if r["pope_type"] == split]))
+      for split in ("random", "popular", "adversarial")],
     ("prefalign_pope", "pope_f1", "POPE F1", task_utils.pope_f1),
     ("prefalign_pope", "pope_yes_ratio", "POPE yes-ratio", task_utils.pope_yes_ratio),
     ("prefalign_vqa", "exact_match", "VQA EM", task_utils.mean_score),
@@ -27,6 +31,11 @@ METRICS = [
     ("prefalign_describe", "chair_s", "CHAIR_s (lower better)", task_utils.chair_s),
     ("prefalign_describe", "object_recall", "Object recall", task_utils.object_recall),
 ]
+
+
+def split_accuracy(rows) -> float:
+    """Accuracy over one POPE split's rows (NaN for a resample that drew none of them)."""
+    return task_utils.pope_accuracy(rows) if rows else float("nan")
 
 
 def hierarchical_bootstrap(per_seed: list[list], aggregate, n: int, confidence: float, seed: int = 0):
@@ -42,7 +51,7 @@ def hierarchical_bootstrap(per_seed: list[list], aggregate, n: int, confidence: 
             vals.append(aggregate([rows[i] for i in rng.integers(len(rows), size=len(rows))]))
         stats[b] = np.mean(vals)
     a = (1 - confidence) / 2
-    return point, float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))
+    return point, float(np.nanquantile(stats, a)), float(np.nanquantile(stats, 1 - a))
 
 
 def fmt(point, low, high, scale: float = 100) -> str:

@@ -47,6 +47,14 @@ _DIGITS = {
     "9": "###,#.#,###,..#,###",
 }
 
+# Usual partners (a knife beside a fork): pairs of objects that co-occur when the world's
+# `cooccurrence` is on. The two of a pair differ in colour and in shape, so that POPE's
+# adversarial question about a partner is not also a near miss in appearance.
+PARTNERS = ((("red", "circle"), ("blue", "square")), (("orange", "square"), ("green", "circle")),
+            (("yellow", "triangle"), ("purple", "cross")), (("red", "triangle"), ("green", "square")),
+            (("orange", "cross"), ("blue", "circle")), (("yellow", "circle"), ("purple", "square")))
+PARTNER = {**dict(PARTNERS), **{b: a for a, b in PARTNERS}}
+
 
 @dataclass(frozen=True)
 class WorldSpec:
@@ -62,6 +70,13 @@ class WorldSpec:
     # Zipf-like exponent for colour and shape frequencies, so that "popular" POPE
     # negatives (frequent objects absent from the image) mean something.
     zipf: float = 0.6
+    # P(an object's usual partner (PARTNERS) is in the scene | the object is): the
+    # co-occurrence that POPE's adversarial split probes. 0: objects are independent.
+    cooccurrence: float = 0.0
+    # The SFT annotations' language prior: each usual partner absent from an SFT image is
+    # annotated as present with this probability, as captions written from expectation are.
+    # It touches the SFT split only, never the pool's answers or the benchmarks.
+    annotator_prior: float = 0.0
 
     @property
     def cell(self) -> int:
@@ -91,7 +106,29 @@ def sample_scene(rng: np.random.Generator, spec: WorldSpec) -> dict:
     sign = None
     if has_sign:
         sign = {"text": f"{int(rng.integers(10, 100))}", "cell": int(cells[n_obj])}
-    return {"objects": sorted(objects, key=lambda o: o["cell"]), "sign": sign}
+    scene = {"objects": sorted(objects, key=lambda o: o["cell"]), "sign": sign}
+    return with_partners(rng, scene, spec, spec.cooccurrence) if spec.cooccurrence else scene
+
+
+def absent_partners(scene: dict) -> list[tuple[str, str]]:
+    """The usual partners of objects in the scene that are not in it."""
+    present = present_objects(scene)
+    return sorted({PARTNER[o] for o in present if o in PARTNER and PARTNER[o] not in present})
+
+
+def with_partners(rng, scene: dict, spec: WorldSpec, prob: float) -> dict:
+    """The scene with each absent usual partner added, with probability `prob`, at a random
+    free cell in a random size (none is added when no cell is free)."""
+    objects = list(scene["objects"])
+    for colour, shape in absent_partners(scene):
+        if rng.random() >= prob:
+            continue
+        taken = {o["cell"] for o in objects} | ({scene["sign"]["cell"]} if scene["sign"] else set())
+        free = [c for c in range(spec.grid * spec.grid) if c not in taken]
+        if free:
+            objects.append({"shape": shape, "colour": colour, "size": SIZES[int(rng.integers(2))],
+                            "cell": free[int(rng.integers(len(free)))]})
+    return {**scene, "objects": sorted(objects, key=lambda o: o["cell"])}
 
 
 def _shape_mask(shape: str, size: str, cell: int) -> np.ndarray:
@@ -162,13 +199,16 @@ def _plural(shape: str) -> str:
     return shape + ("es" if shape.endswith("s") else "s")
 
 
-def _present(scene) -> set[tuple[str, str]]:
+def present_objects(scene) -> set[tuple[str, str]]:
     return {(o["colour"], o["shape"]) for o in scene["objects"]}
 
 
-def _absent_object(rng, scene, strategy: str, popularity: list[tuple[str, str]]):
+def _absent_object(rng, scene, strategy: str, popularity: list[tuple[str, str]], partners: bool):
     """A (colour, shape) not in the scene, chosen as POPE does for each negative type."""
-    present = _present(scene)
+    present = present_objects(scene)
+    if strategy == "adversarial" and partners and absent_partners(scene):  # co-occurs with one present
+        mates = absent_partners(scene)
+        return mates[int(rng.integers(len(mates)))]
     absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present]
     if strategy == "popular":  # the most frequent objects of the training distribution
         ranked = [o for o in popularity if o not in present]
@@ -191,7 +231,7 @@ def questions_for(rng, scene: dict, spec: WorldSpec, popularity, families=FAMILI
                 o = objs[int(rng.integers(len(objs)))]
                 target, answer = (o["colour"], o["shape"]), "yes"
             else:
-                target, answer = _absent_object(rng, scene, strategy, popularity), "no"
+                target, answer = _absent_object(rng, scene, strategy, popularity, spec.cooccurrence > 0), "no"
             qa.append({"family": "exist", "question": f"is there a {target[0]} {target[1]} in the image?",
                        "answer": answer, "pope_type": strategy,
                        "target": f"{target[0]} {target[1]}"})
@@ -283,7 +323,7 @@ def wrong_answer(rng, qa: dict, scene: dict, spec: WorldSpec) -> str:
     if fam == "describe":  # one object recoloured into a colour-shape absent from the scene
         k = int(rng.integers(len(scene["objects"])))
         objs = [dict(o) for o in scene["objects"]]
-        absent = [c for c in COLOURS if (c, objs[k]["shape"]) not in _present(scene)]
+        absent = [c for c in COLOURS if (c, objs[k]["shape"]) not in present_objects(scene)]
         objs[k]["colour"] = absent[int(rng.integers(len(absent)))]
         return describe({**scene, "objects": objs}, spec.grid)
     options = {
@@ -325,179 +365,3 @@ def png_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=False, compress_level=6)
     return buf.getvalue()
-
-
-# ---------------------------------------------------------------- answers and scoring
-
-# A colour-shape mention; "no red circle" is a negation, not a claim that one is present.
-_MENTION = re.compile(r"(?<!\bno )\b(" + "|".join(COLOURS) + r") (" + "|".join(SHAPES) + r")s?\b")
-
-
-def normalise_answer(text: str) -> str:
-    text = text.lower().strip()
-    text = re.sub(r"[^\w\s]", " ", text)
-    return " ".join(text.split())
-
-
-def short_answer_correct(prediction: str, answer: str) -> bool:
-    """Exact match after normalisation, as VQA-style benchmarks score short answers."""
-    return normalise_answer(prediction) == normalise_answer(answer)
-
-
-def yes_no(prediction: str) -> str | None:
-    words = normalise_answer(prediction).split()
-    return words[0] if words and words[0] in ("yes", "no") else None
-
-
-def mentioned_objects(text: str) -> list[tuple[str, str]]:
-    return [(m.group(1), m.group(2)) for m in _MENTION.finditer(text.lower())]
-
-
-def hallucination_stats(text: str, scene: dict) -> dict:
-    """CHAIR-style counts: mentioned objects absent from the scene, and recall of the scene."""
-    mentions = mentioned_objects(text)
-    present = _present(scene)
-    hallucinated = [m for m in mentions if m not in present]
-    return {"mentions": len(mentions), "hallucinated": len(hallucinated),
-            "recalled": len(set(mentions) & present), "objects": len(present)}
-
-
-def correctness(family: str, prediction: str, answer: str, scene: dict | None = None) -> float:
-    """A score in [0, 1] saying how correct a response is; used for label accuracy.
-
-    Descriptions score recall * (1 - hallucination rate) against the scene graph. Short
-    answers score exact match of the first sentence; an explanation after it (the
-    reasoning prompt's answers) multiplies that by (1 - its hallucination rate)."""
-    if family == "describe":
-        if scene is None:
-            raise ValueError("describe answers need the scene graph")
-        st = hallucination_stats(prediction, scene)
-        if st["mentions"] == 0:
-            return 0.0
-        return (st["recalled"] / max(st["objects"], 1)) * (1 - st["hallucinated"] / st["mentions"])
-    head, _, evidence = prediction.partition(".")
-    score = float(yes_no(head) == answer) if family == "exist" else float(short_answer_correct(head, answer))
-    if evidence.strip() and scene is not None:
-        st = hallucination_stats(evidence, scene)
-        if st["mentions"]:
-            score *= 1 - st["hallucinated"] / st["mentions"]
-    return score
-
-
-# ---------------------------------------------------------------- building splits
-
-def conversation_record(rid: str, image: str, qas: list[dict], with_answers: bool) -> dict:
-    """A LLaVA-format record; the first human turn carries the <image> placeholder."""
-    conv = []
-    for k, qa in enumerate(qas):
-        conv.append({"from": "human", "value": ("<image>\n" if k == 0 else "") + qa["question"]})
-        if with_answers:
-            conv.append({"from": "gpt", "value": qa["answer"]})
-    return {"id": rid, "image": image, "conversations": conv}
-
-
-def generate_split(rng, spec: WorldSpec, n_images: int, prefix: str, image_dir: Path,
-                   families, per_image: int | None = None, pope_strategy=None):
-    """Yield (image name, scene, qas) for n_images fresh scenes, writing their PNGs."""
-    popularity = popularity_order(spec)
-    image_dir.mkdir(parents=True, exist_ok=True)
-    for i in range(n_images):
-        scene = sample_scene(rng, spec)
-        fams = list(families)
-        if per_image is not None:
-            fams = [fams[j] for j in rng.permutation(len(fams))[:per_image]]
-        qas = questions_for(rng, scene, spec, popularity, fams, pope_strategy)
-        name = f"{prefix}_{i:06d}.png"
-        (image_dir / name).write_bytes(png_bytes(render(scene, spec)))
-        yield name, scene, qas
-
-
-def with_reasoning_turns(rng, scene: dict, qas: list[dict], spec: WorldSpec, share: float) -> list[dict]:
-    """With probability `share`, add one short-answer question again with the reasoning prompt."""
-    short = [qa for qa in qas if qa["family"] != "describe"]
-    if short and rng.random() < share:
-        return qas + [reasoning_variant(short[int(rng.integers(len(short)))], scene, spec)]
-    return qas
-
-
-def with_consr_turns(rng, scene: dict, qas: list[dict], spec: WorldSpec, share: float) -> list[dict]:
-    """With probability `share` each, one revision turn and one description-context turn
-    (on questions of the image), so that the base model knows ConSR's two prompts."""
-    base = [qa for qa in qas if REASONING_PROMPT not in qa["question"]]
-    extra = []
-    if rng.random() < share:
-        extra.append(revision_turn(rng, base[int(rng.integers(len(base)))], scene, spec))
-    if rng.random() < share:
-        extra.append(context_turn(qas[int(rng.integers(len(qas)))], scene, spec))
-    return qas + extra
-
-
-def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
-                n_eval: dict, pool_families=FAMILIES, reasoning_share: float = 0.25,
-                consr_share: float = 0.0, progress: bool = True) -> dict:
-    """Write the whole world (images, SFT, prompt pool, evaluation sets) into out_dir.
-
-    Each split draws from its own seeded stream, so changing one split's size leaves the
-    others byte-identical."""
-    import json
-
-    import pandas as pd
-    from tqdm import tqdm
-
-    from .io import atomic_path
-
-    counts = {}
-    with atomic_path(out_dir) as tmp:
-        images = tmp / "images"
-
-        def stream(k):
-            return np.random.default_rng([seed, k])
-
-        # Their own streams: the SFT scenes and questions stay as they were.
-        reasoning_rng, consr_rng = stream(2), stream(3)
-        sft = [conversation_record(f"sft_{i:06d}", f"images/{name}", with_consr_turns(
-                   consr_rng, scene, with_reasoning_turns(reasoning_rng, scene, qas, spec, reasoning_share),
-                   spec, consr_share), True)
-               for i, (name, scene, qas) in enumerate(tqdm(
-                   generate_split(stream(0), spec, n_sft, "sft", images, FAMILIES),
-                   total=n_sft, desc="world: sft", disable=not progress))]
-        (tmp / "sft.json").write_text(json.dumps(sft))
-        counts["sft_images"], counts["sft_qas"] = n_sft, sum(len(r["conversations"]) // 2 for r in sft)
-
-        pool, answers = [], {}
-        for name, scene, qas in tqdm(generate_split(stream(1), spec, n_pool, "pool", images,
-                                                    pool_families, per_image=2),
-                                     total=n_pool, desc="world: pool", disable=not progress):
-            for qa in qas:
-                rid = f"pool_{len(pool):06d}"
-                pool.append(conversation_record(rid, f"images/{name}", [qa], with_answers=False))
-                answers[rid] = {"family": qa["family"], "answer": qa["answer"], "scene": scene}
-        (tmp / "pool.json").write_text(json.dumps(pool))
-        # Kept apart so that preference construction can never read an answer.
-        (tmp / "pool_answers.json").write_text(json.dumps(answers, sort_keys=True))
-        counts["pool_prompts"] = len(pool)
-
-        eval_sets = {"pope": ["exist"], "vqa": ["colour", "count", "position", "cell", "text"],
-                     "describe": ["describe"]}
-        (tmp / "eval").mkdir()
-        for k, (task, fams) in enumerate(eval_sets.items()):
-            rows = []
-            n = n_eval[task]
-            strategies = ("random", "popular", "adversarial") if task == "pope" else (None,)
-            for si, strategy in enumerate(strategies):
-                per = n // len(strategies)
-                for name, scene, qas in generate_split(stream(10 + 3 * k + si), spec, per,
-                                                       f"eval_{task}{'_' + strategy if strategy else ''}",
-                                                       images, fams, pope_strategy=strategy):
-                    img_bytes = (images / name).read_bytes()
-                    for qa in qas:
-                        rows.append({"id": f"{task}_{len(rows):05d}", "question": qa["question"],
-                                     "answer": qa["answer"], "family": qa["family"],
-                                     "pope_type": qa.get("pope_type", ""), "image": img_bytes,
-                                     "image_file": f"images/{name}",
-                                     "scene": json.dumps(scene, sort_keys=True)})
-            pd.DataFrame(rows).to_parquet(tmp / "eval" / f"{task}.parquet", index=False)
-            counts[f"eval_{task}"] = len(rows)
-        (tmp / "world.json").write_text(json.dumps(
-            {"seed": seed, "spec": spec.__dict__, "counts": counts}, indent=1, sort_keys=True))
-    return counts

@@ -5,7 +5,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-from prefalign.world import WorldSpec, build_world  # noqa: E402
+from prefalign.world import WorldSpec  # noqa: E402
+from prefalign.world_build import build_world  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import torch
 from test_losses_and_logprobs import _images
 
 from prefalign import world as W
+from prefalign.scoring import correctness
 from prefalign.augment import AugmentSpec, View
 from prefalign.methods.consr import (
     build_consr_records,
@@ -248,7 +249,7 @@ def test_wrong_answers_are_wrong_and_revision_turns_teach_the_right_one():
         scene = W.sample_scene(rng, spec)
         for qa in W.questions_for(rng, scene, spec, W.popularity_order(spec)):
             wrong = W.wrong_answer(rng, qa, scene, spec)
-            assert W.correctness(qa["family"], wrong, qa["answer"], scene) < 1.0, (qa, wrong)
+            assert correctness(qa["family"], wrong, qa["answer"], scene) < 1.0, (qa, wrong)
             turn = W.revision_turn(rng, qa, scene, spec)
             assert turn["answer"] == qa["answer"] and W.describe(scene, spec.grid) in turn["question"]
             checked.add(qa["family"])

@@ -109,6 +109,19 @@ def test_micro_dag_end_to_end(micro_run):
     dry = run(args + ["-n", "--forcerun", "build_preferences"], ROOT)
     assert dry.returncode == 0
     assert "train_base_model" not in dry.stdout and "build_preferences" in dry.stdout
+    # one run given its own objective settings: that run's train and evaluate, and the tables
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "tests/configs/micro.yaml").read_text())
+    cfg["objectives"]["dpo_beta02"] = {**cfg["objectives"]["dpo"], "beta": 0.2}
+    cfg["runs"]["seva"]["objective"] = "dpo_beta02"
+    (results.parent / "one_objective.yaml").write_text(yaml.safe_dump(cfg))
+    one = [a if a != str(ROOT / "tests/configs/micro.yaml") else str(results.parent / "one_objective.yaml")
+           for a in args]
+    dry = run(one + ["-n", "--quiet", "rules"], ROOT)
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    planned = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, re.M))
+    assert planned == {"train": "1", "evaluate": "1", "tables": "1", "total": "3"}, dry.stdout
 
 
 @pytest.mark.slow

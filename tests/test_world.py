@@ -7,8 +7,10 @@ import pandas as pd
 from prefalign import world as W
 from prefalign.data import load_conversations
 
-from prefalign.world import (COLOURS, WorldSpec, _ink, build_world, correctness, describe,
-                             hallucination_stats, questions_for, popularity_order, render, sample_scene)
+from prefalign.scoring import correctness, hallucination_stats
+from prefalign.world import (COLOURS, WorldSpec, _ink, describe, questions_for, popularity_order, render,
+                             sample_scene)
+from prefalign.world_build import build_world
 
 
 def tree_digest(root):
@@ -111,16 +113,16 @@ def test_reasoning_answers_are_graded_on_answer_and_evidence():
     r = W.reasoning_variant(qa, scene, spec)
     assert r["question"] == "what colour is the circle? Answer the question and explain why?"
     assert r["answer"] == "red. the circle at the top left is red."
-    assert W.correctness("colour", r["answer"], "red", scene) == 1.0
-    assert W.correctness("colour", "blue. the circle at the top left is blue.", "red", scene) == 0.0
+    assert correctness("colour", r["answer"], "red", scene) == 1.0
+    assert correctness("colour", "blue. the circle at the top left is blue.", "red", scene) == 0.0
     # right answer, half the evidence hallucinated
-    assert W.correctness("colour", "red. there is a red circle at the top left. there is a green cross at the top.",
+    assert correctness("colour", "red. there is a red circle at the top left. there is a green cross at the top.",
                          "red", scene) == 0.5
     absent = {"family": "exist", "question": "is there a green cross in the image?", "answer": "no",
               "target": "green cross"}
     no = W.reasoning_variant(absent, scene, spec)["answer"]
     assert no == "no. there is no green cross in the image."
-    assert W.correctness("exist", no, "no", scene) == 1.0  # a negated mention is not a hallucination
+    assert correctness("exist", no, "no", scene) == 1.0  # a negated mention is not a hallucination
     count = {"family": "count", "question": "how many squares are there?", "answer": "one"}
     assert W.reasoning_variant(count, scene, spec)["answer"] == "one. there is a large blue square at the center."
 
@@ -142,3 +144,56 @@ def test_world_sentences_for_clip_are_true_of_their_image(small_world):
         description = next(t.answer for t in sft[image].turns if t.question == W.DESCRIBE_QUESTION)
         evidence = " ".join(t.answer for t in sft[image].turns if W.REASONING_PROMPT in t.question)
         assert sentence in description or sentence in evidence
+
+
+def test_usual_partners_cooccur_only_when_the_world_says_so():
+    def partner_rate(spec):
+        rng, hits, anchors = np.random.default_rng(0), 0, 0
+        for _ in range(3000):
+            present = W.present_objects(sample_scene(rng, spec))
+            for o in present:
+                if o in W.PARTNER:
+                    anchors += 1
+                    hits += W.PARTNER[o] in present
+        return hits / anchors
+
+    assert partner_rate(WorldSpec()) < 0.15
+    assert partner_rate(WorldSpec(cooccurrence=0.6)) > 0.5
+
+
+def test_annotator_prior_touches_the_sft_split_only(tmp_path):
+    spec = WorldSpec(cooccurrence=0.5, annotator_prior=1.0)
+    out = tmp_path / "w"
+    build_world(out, 0, spec, 40, 30, {"pope": 30, "vqa": 10, "describe": 6}, progress=False)
+    # Pool answers and benchmarks describe the rendered image exactly.
+    answers = json.loads((out / "pool_answers.json").read_text())
+    images = {r["id"]: r["image"] for r in json.loads((out / "pool.json").read_text())}
+    for rid, truth in answers.items():
+        assert (out / images[rid]).read_bytes() == W.png_bytes(render(truth["scene"], spec))
+    for task in ("pope", "vqa", "describe"):
+        for row in pd.read_parquet(out / "eval" / f"{task}.parquet").itertuples():
+            assert row.image == W.png_bytes(render(json.loads(row.scene), spec))
+    # The SFT annotations describe every absent partner as present (prior 1); the image does not show it.
+    from prefalign.world_build import generate_split
+    plain = list(generate_split(np.random.default_rng(1), spec, 40, "x", tmp_path / "plain", ["describe"]))
+    annotated = list(generate_split(np.random.default_rng(1), spec, 40, "x", tmp_path / "annotated", ["describe"],
+                                    annotate=lambda s: W.with_partners(np.random.default_rng(2), s, spec, 1.0)))
+    gained = 0
+    for (name, true, _), (_, said, qas) in zip(plain, annotated):
+        assert (tmp_path / "plain" / name).read_bytes() == (tmp_path / "annotated" / name).read_bytes()
+        assert W.present_objects(true) <= W.present_objects(said)
+        assert not W.absent_partners(said) or len(said["objects"]) + bool(said["sign"]) == 9
+        assert qas[0]["answer"] == describe(said, spec.grid)
+        gained += len(said["objects"]) > len(true["objects"])
+    assert gained >= 5
+
+
+def test_pope_adversarial_negatives_ask_for_an_absent_usual_partner(tmp_path):
+    spec = WorldSpec(cooccurrence=0.5)
+    build_world(tmp_path / "w", 0, spec, 5, 5, {"pope": 90, "vqa": 3, "describe": 3}, progress=False)
+    pope = pd.read_parquet(tmp_path / "w" / "eval" / "pope.parquet")
+    adversarial_no = pope[(pope.pope_type == "adversarial") & (pope.answer == "no")]
+    assert len(adversarial_no) > 5
+    for row in adversarial_no.itertuples():
+        target = tuple(row.question.split()[3:5])
+        assert target in W.absent_partners(json.loads(row.scene)), row.question

@@ -7,7 +7,7 @@ import json
 
 from PIL import Image
 
-from prefalign.world import hallucination_stats, short_answer_correct, yes_no
+from prefalign.scoring import hallucination_stats, short_answer_correct, yes_no
 
 
 def doc_to_visual(doc):

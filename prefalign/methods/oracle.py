@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 
 from ..io import RecordError, read_json
-from ..world import correctness
+from ..scoring import correctness
 from .records import make_record
 
 NAME = "oracle"
