@@ -56,13 +56,15 @@ def is_empty_response(response) -> bool:
                                                                    for r in response)
 
 
-def check_responses(samples: dict, model_name: str) -> None:
+def check_responses(samples: dict, model_name: str, failures_raise: bool = False) -> None:
     """lmms-eval's model classes log a failed generation and score an empty answer instead of
     raising (`llava_hf`, `qwen2_5_vl`), so a broken model would read as a benchmark score of 0.
-    A task whose every answer is empty stops the stage; some empty answers are logged."""
+    For such a class a task whose every answer is empty stops the stage; for a class whose
+    failures raise (`failures_raise`, e.g. `llava_hf_batched`) empty answers are what the model
+    said (a collapsed adapter ends every answer at once) and are logged like some empty ones."""
     for task, rows in samples.items():
         empty = sum(is_empty_response(r["response"]) for r in rows)
-        if rows and empty == len(rows):
+        if rows and empty == len(rows) and not failures_raise:
             raise RuntimeError(f"lmms-eval task {task}: all {empty} answers of model class {model_name} are "
                                "empty; its generation failed (the class logs the error above instead of raising)")
         if empty:
@@ -102,7 +104,7 @@ def run_lmms_eval(model_path: str, adapter: str | None, tasks: list[str], task_d
             if first is None:  # a registry task: keep its metric values per document
                 first = {"id": str(row.get("doc_id")), **{k: _jsonable(v) for k, v in metrics.items()}}
             samples[task].append({**first, "response": _jsonable(row.get("filtered_resps"))})
-    check_responses(samples, model_name)
+    check_responses(samples, model_name, getattr(model_class, "generation_failures_raise", False))
     return _jsonable(out["results"]), samples
 
 

@@ -34,6 +34,16 @@ def test_a_task_whose_every_answer_is_empty_stops_and_some_empty_answers_are_log
     assert "prefalign_vqa: 1 of 2 answers are empty" in caplog.text and "mme" not in caplog.text
 
 
+def test_every_answer_empty_is_a_result_for_a_class_whose_failures_raise(caplog):
+    # llava_hf_batched raises on a failed generation: all-empty answers are what the model said
+    with caplog.at_level(logging.WARNING, logger="prefalign"):
+        check_responses({"prefalign_describe": [{"response": [""]}, {"response": [""]}]}, "llava_hf_batched",
+                        failures_raise=True)
+    assert "prefalign_describe: 2 of 2 answers are empty" in caplog.text
+    from prefalign.lmms_models.llava_hf_batched import LlavaHfBatched
+    assert LlavaHfBatched.generation_failures_raise
+
+
 def test_batched_generation_equals_batch_one_except_near_ties(tiny_model, small_world, tmp_path):
     """llava_hf_batched answers every item as llava_hf (lmms-eval's chat class) does one at a
     time; an answer may differ

@@ -23,6 +23,8 @@ from tqdm import tqdm
 class LlavaHfBatched(LlavaHf):
     # lmms-eval tasks key model-specific prompts by model name: this class is asked as llava_hf is
     task_model_name = "llava_hf"
+    # a failed generation raises here, so an empty answer is the model's own (evaluation.check_responses)
+    generation_failures_raise = True
 
     def batch_inputs(self, messages: list[list[dict]]):
         """Processor inputs of a batch of chat conversations, left-padded (`llava_hf` sets the
