@@ -18,6 +18,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .world import POPE_TYPES
+
 HIGHER, LOWER = "higher is better", "lower is better"
 
 
@@ -62,7 +64,7 @@ def pope_split(split: str) -> SumMetric:
 
 METRICS = [
     SumMetric("prefalign_pope", "pope_accuracy", "POPE acc", HIGHER, lambda r: [r["score"], 1.0], ratio),
-    *(pope_split(s) for s in ("random", "popular", "adversarial")),
+    *(pope_split(s) for s in POPE_TYPES),
     SumMetric("prefalign_pope", "pope_f1", "POPE F1", HIGHER,
               lambda r: [float(r["prediction"] == "yes" and r["answer"] == "yes"),
                          float(r["prediction"] == "yes" and r["answer"] == "no"),

@@ -40,8 +40,7 @@ def make_world(out_dir, wcfg: dict) -> None:
                        cooccurrence=wcfg.get("cooccurrence", 0.0), annotator_prior=wcfg.get("annotator_prior", 0.0))
     counts = build_world(out_dir, wcfg["seed"], spec, wcfg["n_sft_images"], wcfg["n_pool_images"], wcfg["n_eval"],
                          reasoning_share=wcfg["reasoning_share"], consr_share=wcfg.get("consr_share", 0.0),
-                         pool_family_weights=wcfg.get("pool_family_weights"),
-                         pool_negatives=wcfg.get("pool_negatives"))
+                         pool_family_weights=wcfg.get("pool_family_weights"))
     log.info("world written to %s: %s", out_dir, counts)
 
 

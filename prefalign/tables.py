@@ -16,6 +16,7 @@ import yaml
 from .io import read_json, read_jsonl
 from .lmms_tasks import utils as task_utils
 from .scoring import correctness
+from .world import POPE_TYPES
 
 # (task, metric, column label, aggregate over per-sample rows)
 METRICS = [
@@ -23,7 +24,7 @@ METRICS = [
     # POPE's three negative types as separate columns, as the real benchmark reports them
     *[("prefalign_pope", f"pope_accuracy_{split}", f"POPE {split}",
        lambda rows, split=split: split_accuracy([r for r in rows if r["pope_type"] == split]))
-      for split in ("random", "popular", "adversarial")],
+      for split in POPE_TYPES],
     ("prefalign_pope", "pope_f1", "POPE F1", task_utils.pope_f1),
     ("prefalign_pope", "pope_yes_ratio", "POPE yes-ratio", task_utils.pope_yes_ratio),
     ("prefalign_vqa", "exact_match", "VQA EM", task_utils.mean_score),

@@ -27,6 +27,8 @@ SIZES = ("small", "large")
 POSITIONS_3x3 = (("top left", "top", "top right"), ("left", "center", "right"),
                  ("bottom left", "bottom", "bottom right"))
 NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# POPE's negative types (its three splits).
+POPE_TYPES = ("random", "popular", "adversarial")
 FAMILIES = ("exist", "colour", "count", "position", "cell", "text", "describe")
 DESCRIBE_QUESTION = "describe the image."
 # SMPRO's reasoning prompt (its Figure 2). The SFT split teaches the base model to answer
@@ -206,8 +208,8 @@ def present_objects(scene) -> set[tuple[str, str]]:
 def _absent_object(rng, scene, strategy: str, popularity: list[tuple[str, str]], partners: bool):
     """A (colour, shape) not in the scene, chosen as POPE does for each negative type."""
     present = present_objects(scene)
-    if strategy == "adversarial" and partners and absent_partners(scene):  # co-occurs with one present
-        mates = absent_partners(scene)
+    mates = absent_partners(scene) if strategy == "adversarial" and partners else []
+    if mates:  # a usual partner of something present
         return mates[int(rng.integers(len(mates)))]
     absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present]
     if strategy == "popular":  # the most frequent objects of the training distribution
@@ -226,7 +228,7 @@ def questions_for(rng, scene: dict, spec: WorldSpec, popularity, families=FAMILI
     objs = scene["objects"]
     for fam in families:
         if fam == "exist":
-            strategy = pope_strategy or ("random", "popular", "adversarial")[int(rng.integers(3))]
+            strategy = pope_strategy or POPE_TYPES[int(rng.integers(len(POPE_TYPES)))]
             if rng.random() < 0.5:
                 o = objs[int(rng.integers(len(objs)))]
                 target, answer = (o["colour"], o["shape"]), "yes"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .world import (FAMILIES, REASONING_PROMPT, WorldSpec, absent_partners, context_turn, png_bytes,
-                    popularity_order, questions_for, reasoning_variant, render, revision_turn,
+from .world import (FAMILIES, POPE_TYPES, REASONING_PROMPT, WorldSpec, absent_partners, context_turn,
+                    png_bytes, popularity_order, questions_for, reasoning_variant, render, revision_turn,
                     sample_scene, with_partners)
 
 
@@ -73,7 +73,7 @@ def with_consr_turns(rng, scene: dict, qas: list[dict], spec: WorldSpec, share: 
 def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
                 n_eval: dict, pool_families=FAMILIES, reasoning_share: float = 0.25,
                 consr_share: float = 0.0, pool_family_weights: dict | None = None,
-                pool_negatives: str | None = None, progress: bool = True) -> dict:
+                progress: bool = True) -> dict:
     """Write the whole world (images, SFT, prompt pool, evaluation sets) into out_dir.
 
     Each split draws from its own seeded stream, so changing one split's size leaves the
@@ -107,7 +107,7 @@ def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
 
         pool, answers = [], {}
         for name, scene, qas in tqdm(generate_split(stream(1), spec, n_pool, "pool", images,
-                                                    pool_families, per_image=2, pope_strategy=pool_negatives,
+                                                    pool_families, per_image=2,
                                                     family_weights=pool_family_weights),
                                      total=n_pool, desc="world: pool", disable=not progress):
             for qa in qas:
@@ -125,7 +125,7 @@ def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
         for k, (task, fams) in enumerate(eval_sets.items()):
             rows = []
             n = n_eval[task]
-            strategies = ("random", "popular", "adversarial") if task == "pope" else (None,)
+            strategies = POPE_TYPES if task == "pope" else (None,)
             for si, strategy in enumerate(strategies):
                 per = n // len(strategies)
                 probe_partners = strategy == "adversarial" and spec.cooccurrence > 0
