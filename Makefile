@@ -51,13 +51,23 @@ $(UV):
 	$(PYTHON) -m venv .venv-uv
 	.venv-uv/bin/pip install -q uv==$(UV_VERSION) 2> >(grep -v "^WARNING: Location" >&2)
 
+# Recovery without flags: after a kill -9 Snakemake leaves its lock (which names no process)
+# and marks the outputs it was writing incomplete. The run holds a lock of its own (flock on
+# .snakemake/make.lock); whoever gets it knows no other `make` run is going in this folder, so
+# it releases Snakemake's lock and reruns incomplete jobs. (A `snakemake` started by hand
+# beside it is not seen: Snakemake's own lock guards that case only while it holds.)
+SNAKEMAKE_RUN = mkdir -p .snakemake && flock --nonblock --conflict-exit-code 75 .snakemake/make.lock \
+	bash -c '$(VENV)/bin/snakemake --unlock --configfile $(1) >/dev/null 2>&1; \
+	$(VENV)/bin/snakemake --cores $(CORES) --rerun-incomplete --configfile $(1)' \
+	|| { rc=$$?; [ $$rc -ne 75 ] || echo "another make run holds .snakemake/make.lock" >&2; exit $$rc; }
+
 reproduce: venv
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile $(CONFIG)
+	$(call SNAKEMAKE_RUN,$(CONFIG))
 	@echo "Tables: $$(sed -n 's/^results: *//p' $(CONFIG))/tables/ (main.md, deltas.md, label_accuracy.md, main.png)"
 
 # The papers' ablations and the factorial: the default plus more runs, into the same results.
 ablations: venv
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile configs/miniature_ablations.yaml
+	$(call SNAKEMAKE_RUN,configs/miniature_ablations.yaml)
 	@echo "Tables: results/tables/ (ablation_*.md besides the default's)"
 
 # `make test` (CI) leaves out the one-node SLURM run (marker `cluster`); `make test-all` runs it too.

@@ -72,6 +72,15 @@ def sum_objects(loss: float, metrics: dict) -> tuple[float, dict]:
     return total, summed
 
 
+def any_process(flag: bool) -> bool:
+    """True on every process when `flag` is true on any (a decision all of them must share)."""
+    if world()[1] == 1:
+        return flag
+    t = torch.tensor([int(flag)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t)
+    return bool(t.item())
+
+
 def shard_model(model, device: str):
     """FSDP2 full sharding (ZeRO stage 3's scheme): each transformer block (the model's
     `_no_split_modules`) and the whole model keep 1/N of their parameters, gradients and

@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -485,11 +487,11 @@ def train_clip(world_dir, out_dir, log_csv, ccfg: dict) -> None:
 
 # ---------------------------------------------------------------- train
 
-def train(pref_path, model_dir, adapter_dir, log_csv, curves_png, run_cfg: dict, obj_cfg: dict,
+def train(pref_path, model_dir, adapter_dir, log_csv, curves_png, title: str, obj_cfg: dict,
           tcfg: dict, seed: int, device: str, dtype: str, reference_path=None) -> None:
     """Train one run's LoRA adapter; with `processes: N` > 1, on N processes (torchrun). With
     `reference_path` the reference log-probs are read (rule reference_logps), not recomputed."""
-    from . import distributed
+    from . import checkpoint, distributed
     from .methods import objective
     from .methods.records import validate_record
     from .model import load_model
@@ -497,7 +499,7 @@ def train(pref_path, model_dir, adapter_dir, log_csv, curves_png, run_cfg: dict,
 
     if tcfg.get("processes", 1) > 1 and not distributed.launched_by_torchrun():
         kwargs = dict(pref_path=str(pref_path), model_dir=str(model_dir), adapter_dir=str(adapter_dir),
-                      log_csv=str(log_csv), curves_png=str(curves_png), run_cfg=run_cfg, obj_cfg=obj_cfg,
+                      log_csv=str(log_csv), curves_png=str(curves_png), title=title, obj_cfg=obj_cfg,
                       tcfg=tcfg, seed=seed, device=device, dtype=dtype,
                       reference_path=str(reference_path) if reference_path else None)
         return distributed.launch(tcfg["processes"], kwargs)
@@ -513,15 +515,22 @@ def train(pref_path, model_dir, adapter_dir, log_csv, curves_png, run_cfg: dict,
     sharded = distributed.world()[1] > 1 and tcfg.get("fsdp", False)
     if sharded:
         model = distributed.shard_model(model, device)
+    # beside the adapter, not an output: Snakemake removes a failed job's outputs
+    checkpoints = Path(adapter_dir).parent / "checkpoint"
+    key = checkpoint.fingerprint({"objective": obj_cfg, "training": checkpoint.settings(tcfg), "seed": seed,
+                                  "device": device, "dtype": dtype},
+                                 [pref_path, reference_path, model_dir] if reference_path else [pref_path, model_dir])
     rows = train_preferences(model, processor, records,
                              lambda r: open_image("", r["image"], pref_path, r["id"]),
-                             objective(obj_cfg["loss"]), obj_cfg, tcfg, seed, device)
+                             objective(obj_cfg["loss"]), obj_cfg, tcfg, seed, device,
+                             checkpoint_dir=checkpoints, checkpoint_key=key)
     state = distributed.full_trainable_state(model) if sharded else None
     if distributed.world()[0] == 0:  # every process holds the same weights; one writes
         with atomic_path(adapter_dir) as tmp:
             model.save_pretrained(tmp, state_dict=state)
         write_csv(log_csv, rows)
-        save_figure(training_curves(rows, run_cfg.get("label", "")), curves_png)
+        save_figure(training_curves(rows, title), curves_png)
+    checkpoint.discard(checkpoints)
     distributed.finish()
 
 
@@ -559,11 +568,14 @@ def optional_input(smk, name: str):
 
 
 def setup(smk) -> None:
-    """Common start of every rule script: log to the rule's log file, pin torch threads."""
-    handlers = [logging.StreamHandler()]
+    """Common start of every rule script: everything the job writes to stderr (logging records,
+    warnings, tqdm, a traceback, torchrun workers' output) goes to the rule's log file, as the
+    catalogue's workflows do; the console keeps Snakemake's own progress. Pins torch threads."""
     if smk.log:
         Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(smk.log[0], mode="w"))
-    logging.basicConfig(level=logging.INFO, handlers=handlers,
+        sys.stderr.flush()
+        with open(smk.log[0], "w") as f:  # fd 2 itself, so child processes inherit it
+            os.dup2(f.fileno(), 2)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     torch.set_num_threads(max(1, smk.threads))

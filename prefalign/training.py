@@ -6,17 +6,23 @@ log-probs to the objective's loss, and logs its metrics.
 """
 from __future__ import annotations
 
+import logging
 import math
+import os
 import random
+import signal
 
 import torch
 from tqdm import tqdm
 
 from . import distributed, reference
+from .checkpoint import Checkpoints
 from .methods.records import Objective
 from .model import group_scoring_batch, shared_prefix_token_logps
 
 # All linear layers of the language model; the vision tower and projector stay frozen.
+log = logging.getLogger(__name__)
+
 LLM_LINEAR_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
@@ -121,12 +127,35 @@ def accumulate(model, processor, items, load_image, objective: Objective, object
     return total, metrics
 
 
+def deterministic_algorithms() -> None:
+    """Same inputs, same adapter bytes. Shared-prefix scoring gathers one prompt's keys and
+    values for each of its responses, so the backward pass sums many gradients into one row;
+    torch's default CPU kernel for that sums in thread order, which made MGP's adapters
+    differ between reruns on 2 threads. The deterministic kernels cost nothing measurable here;
+    cuBLAS needs its workspace pinned for them."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def fault_if_injected(step: int) -> None:
+    """Tests of recovery: PREFALIGN_FAULT_AT_STEP=N sends this process PREFALIGN_FAULT_SIGNAL
+    (KILL by default: no handler, no cleanup, as the OOM killer; TERM or USR1 as a scheduler's
+    warning) at the start of step N."""
+    if os.environ.get("PREFALIGN_FAULT_AT_STEP") == str(step):
+        name = os.environ.get("PREFALIGN_FAULT_SIGNAL", "KILL")
+        log.warning("PREFALIGN_FAULT_AT_STEP=%d: sending SIG%s to this process", step, name)
+        os.kill(os.getpid(), getattr(signal, f"SIG{name}"))
+
+
 def train_preferences(model, processor, records, load_image, objective: Objective, objective_cfg: dict,
-                      tcfg: dict, seed: int, device: str = "cpu"):
+                      tcfg: dict, seed: int, device: str = "cpu", checkpoint_dir=None, checkpoint_key: str = ""):
     """Train the LoRA-wrapped `model` in place; returns per-step log rows.
 
     Each step scores the groups the objective selects from each record (a pair for DPO,
-    all groups for MGP) and hands their log-probs to the objective's loss."""
+    all groups for MGP) and hands their log-probs to the objective's loss. With
+    `checkpoint_dir`, resumes from a checkpoint there made for `checkpoint_key` and writes
+    them (`checkpoint.Checkpoints`)."""
+    deterministic_algorithms()
     torch.manual_seed(seed)
     rng = random.Random(seed)
     order = []
@@ -144,27 +173,31 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
     warmup = max(1, round(tcfg.get("warmup_ratio", 0.0) * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, steps, warmup))
     model.train()
-    log = []
     rank, processes = distributed.world()
     sharded = distributed.is_sharded(model)
-    for step in tqdm(range(steps), desc="train", mininterval=5, disable=rank > 0):
-        items = [records[i] for i in order[step * bs:(step + 1) * bs]]
-        opt.zero_grad(set_to_none=True)
-        # data parallel: each process scores every processes-th item of the batch
-        micro = tcfg.get("micro_batch_size") or bs
-        passes = math.ceil(math.ceil(len(items) / processes) / micro) if sharded else 0
-        loss, metrics = accumulate(model, processor, items[rank::processes], load_image, objective, objective_cfg,
-                                   micro, device, batch_size=len(items), micro_batches=passes, filler=items[0],
-                                   chosen_nll_weight=tcfg.get("chosen_nll_weight", 0.0))
-        if not sharded:  # FSDP sums the gradients itself
-            distributed.sum_gradients(params)
-        loss, metrics = distributed.sum_objects(loss, metrics)
-        if tcfg.get("max_grad_norm"):
-            torch.nn.utils.clip_grad_norm_(params, tcfg["max_grad_norm"])
-        opt.step()
-        sched.step()
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"train: loss became {loss} at step {step}")
-        log.append({"step": step, "loss": loss, "lr": sched.get_last_lr()[0], **metrics})
+    with Checkpoints(checkpoint_dir, checkpoint_key, tcfg.get("checkpoint_every", 0), model, opt, sched) as checkpoints:
+        start, rows = checkpoints.resume()
+        for step in tqdm(range(start, steps), desc="train", mininterval=5, disable=rank > 0, initial=start,
+                         total=steps):
+            fault_if_injected(step)
+            items = [records[i] for i in order[step * bs:(step + 1) * bs]]
+            opt.zero_grad(set_to_none=True)
+            # data parallel: each process scores every processes-th item of the batch
+            micro = tcfg.get("micro_batch_size") or bs
+            passes = math.ceil(math.ceil(len(items) / processes) / micro) if sharded else 0
+            loss, metrics = accumulate(model, processor, items[rank::processes], load_image, objective, objective_cfg,
+                                       micro, device, batch_size=len(items), micro_batches=passes, filler=items[0],
+                                       chosen_nll_weight=tcfg.get("chosen_nll_weight", 0.0))
+            if not sharded:  # FSDP sums the gradients itself
+                distributed.sum_gradients(params)
+            loss, metrics = distributed.sum_objects(loss, metrics)
+            if tcfg.get("max_grad_norm"):
+                torch.nn.utils.clip_grad_norm_(params, tcfg["max_grad_norm"])
+            opt.step()
+            sched.step()
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"train: loss became {loss} at step {step}")
+            rows.append({"step": step, "loss": loss, "lr": sched.get_last_lr()[0], **metrics})
+            checkpoints.after_step(step + 1, steps, rows)
     model.eval()
-    return log
+    return rows

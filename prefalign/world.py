@@ -11,9 +11,7 @@ prompt pool keeps its answers in a separate file that only the tables stage read
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image

@@ -7,7 +7,8 @@ rule augment:
         manifest=f"{R}/seed{{seed}}/augment/{{pset}}.{{aug}}.jsonl",
         sheet=f"{R}/seed{{seed}}/augment/{{pset}}.{{aug}}.png",
     params:
-        aug=lambda wc: config["augmentations"][wc.aug],
+        aug=lambda wc: setting("augmentations", wc.aug),
+        upstream=lambda wc: upstream(config, ("prompt_sets", wc.pset)),
     conda:
         "../envs/prefalign.yaml"
     log:

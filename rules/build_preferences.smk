@@ -10,12 +10,11 @@ rule build_preferences:
         prefs=f"{R}/seed{{seed}}/preferences/{{prefset}}.jsonl",
         stats=f"{R}/seed{{seed}}/preferences/{{prefset}}.stats.json",
     params:
-        pref=lambda wc: config["preference_sets"][wc.prefset],
-        clip=lambda wc: config.get("clip_models", {}).get(config["preference_sets"][wc.prefset].get("clip")),
-        consr_prompts=lambda wc: config.get("consr_prompts", {}).get(
-            config["preference_sets"][wc.prefset].get("consr_prompts")
-        ),
-        augmentations=config["augmentations"],
+        pref=lambda wc: setting("preference_sets", wc.prefset),
+        clip=lambda wc: setting("clip_models", config["preference_sets"][wc.prefset].get("clip")),
+        consr_prompts=lambda wc: setting("consr_prompts", config["preference_sets"][wc.prefset].get("consr_prompts")),
+        augmentations=lambda wc: named_entries("augmentations", ("preference_sets", wc.prefset)),
+        upstream=lambda wc: upstream(config, ("preference_sets", wc.prefset)),
         device=config["device"],
         dtype=config["dtype"],
     conda:

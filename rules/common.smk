@@ -1,5 +1,6 @@
 # Helpers shared by the stage rules: paths and config lookups.
 from prefalign.config import validate_config
+from prefalign.provenance import GLOBAL as GLOBAL_SETTINGS, RESUMPTION, canonical, closure, run_order, upstream
 
 validate_config(config)  # cross-references the schema cannot express (names the key)
 
@@ -23,6 +24,23 @@ wildcard_constraints:
     nshards=r"\d+",
     task=r"[A-Za-z0-9_\-]+",
     target=r"base|[A-Za-z0-9_\-]+\.seed\d+",
+
+
+def setting(section, name):
+    """One config entry as a param: keys sorted, so a reordered YAML reruns nothing; without
+    the keys that never change an output (how often a training checkpoints)."""
+    return canonical(config[section][name], RESUMPTION) if name is not None else None
+
+
+def named_entries(section, *entries):
+    """The entries of `section` that `entries` ((section, name) pairs) name, directly or not."""
+    found = closure(config, *entries)
+    return {name: entry for key, entry in found.items() for s, name in [key.split(".", 1)] if s == section}
+
+
+def target_upstream(target):
+    """`upstream` of an evaluation target: "base" or "<run>.seed<seed>"."""
+    return upstream(config) if target == "base" else upstream(config, ("runs", target.rsplit(".seed", 1)[0]))
 
 
 def base_model_dir():
@@ -115,6 +133,33 @@ def preference_models(wildcards):
     return models
 
 
+def preference_set_files(seed, prefset):
+    """Every file a preference set is made from, directly or not: prompts, responses, their
+    noise manifests, ConSR's descriptions, the models and the world it reads. The jobs after
+    the set list them as inputs, so that a newer one reruns them even where a failed job
+    deleted the set between (Snakemake does not rebuild a missing intermediate file whose
+    consumers' outputs exist)."""
+    from types import SimpleNamespace
+
+    from prefalign.methods import method
+
+    wc = SimpleNamespace(seed=seed, prefset=prefset)
+    p = config["preference_sets"][prefset]
+    files = [f"{R}/seed{seed}/prompts/{p['prompts']}.jsonl"]
+    for found in (preference_responses, preference_descriptions, preference_models, preference_world):
+        files += found(wc).values()
+    files += [augment_manifest(SimpleNamespace(seed=seed, pset=p["prompts"], view=view))
+              for view, _ in method(p["method"]).needs(p) if view in config["augmentations"]]
+    return sorted(set(files))
+
+
+def run_files(run, seed):
+    """The preference set a run trains on, its reference log-probs, and what they are made from."""
+    prefset = config["runs"][run]["preferences"]
+    return [f"{R}/seed{seed}/preferences/{prefset}.jsonl", reference_path(seed, prefset),
+            *preference_set_files(seed, prefset)]
+
+
 def run_seeds(run):
     return config["runs"][run].get("seeds", SEEDS)
 
@@ -179,6 +224,7 @@ def evaluation_task_inputs(target):
     if target != "base":
         run, seed = target.rsplit(".seed", 1)
         inputs["adapter"] = f"{R}/seed{seed}/train/{run}/adapter"
+        inputs["upstream"] = run_files(run, seed)
     return inputs
 
 

@@ -7,7 +7,8 @@ rule describe_images:
         description_path("{seed}", "{pset}", "{cp}"),
     params:
         prompt=lambda wc: config["consr_prompts"][wc.cp]["description_prompt"],
-        gen=lambda wc: config["generation"][config["consr_prompts"][wc.cp]["description_generation"]],
+        gen=lambda wc: setting("generation", config["consr_prompts"][wc.cp]["description_generation"]),
+        upstream=lambda wc: upstream(config, ("prompt_sets", wc.pset), ("consr_prompts", wc.cp)),
         device=config["device"],
         dtype=config["dtype"],
     threads: 2

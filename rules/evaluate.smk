@@ -14,7 +14,8 @@ rule evaluate_base:
     output:
         directory(f"{R}/eval/base"),
     params:
-        evaluation=config["evaluation"],
+        evaluation=canonical(config["evaluation"]),
+        upstream=target_upstream("base"),
         device=config["device"],
         dtype=config["dtype"],
     threads: 2
@@ -35,7 +36,8 @@ rule evaluate:
     output:
         directory(f"{R}/eval/{{run}}.seed{{seed}}"),
     params:
-        evaluation=config["evaluation"],
+        evaluation=canonical(config["evaluation"]),
+        upstream=lambda wc: target_upstream(f"{wc.run}.seed{wc.seed}"),
         device=config["device"],
         dtype=config["dtype"],
     threads: 2
@@ -56,7 +58,8 @@ rule evaluate_task:
     output:
         temp(directory(f"{R}/eval/tasks/{{target}}/{{task}}")),
     params:
-        evaluation=lambda wc: {**config["evaluation"], "tasks": [wc.task]},
+        evaluation=lambda wc: canonical({**config["evaluation"], "tasks": [wc.task]}),
+        upstream=lambda wc: target_upstream(wc.target),
         device=config["device"],
         dtype=config["dtype"],
     threads: 2

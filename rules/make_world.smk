@@ -3,7 +3,7 @@ rule make_world:
     output:
         directory(WORLD),
     params:
-        world=config.get("world"),
+        world=canonical(config.get("world")),
     conda:
         "../envs/prefalign.yaml"
     log:

@@ -4,9 +4,11 @@ rule reference_logps:
     input:
         prefs=f"{R}/seed{{seed}}/preferences/{{prefset}}.jsonl",
         model=base_model_dir(),
+        upstream=lambda wc: preference_set_files(wc.seed, wc.prefset),
     output:
         reference_path("{seed}", "{prefset}"),
     params:
+        upstream=lambda wc: upstream(config, ("preference_sets", wc.prefset)),
         device=config["device"],
         dtype=config["dtype"],
     threads: 2

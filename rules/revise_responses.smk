@@ -9,7 +9,10 @@ rule revise_responses:
         revision_path("{seed}", "{pset}", "{cp}", "{gen}"),
     params:
         template=lambda wc: config["consr_prompts"][wc.cp]["revision_template"],
-        gen=lambda wc: config["generation"][config["consr_prompts"][wc.cp]["revision_generation"]],
+        gen=lambda wc: setting("generation", config["consr_prompts"][wc.cp]["revision_generation"]),
+        upstream=lambda wc: upstream(
+            config, ("prompt_sets", wc.pset), ("consr_prompts", wc.cp), ("generation", wc.gen)
+        ),
         device=config["device"],
         dtype=config["dtype"],
     threads: 2

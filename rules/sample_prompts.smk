@@ -6,7 +6,8 @@ rule sample_prompts:
     output:
         f"{R}/seed{{seed}}/prompts/{{pset}}.jsonl",
     params:
-        pset=lambda wc: config["prompt_sets"][wc.pset],
+        pset=lambda wc: setting("prompt_sets", wc.pset),
+        upstream=upstream(config, globals=("world",)),
     conda:
         "../envs/prefalign.yaml"
     log:

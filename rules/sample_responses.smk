@@ -9,8 +9,11 @@ rule sample_responses:
     output:
         response_path("{seed}", "{pset}", "{view}", "{gen}"),
     params:
-        aug=lambda wc: config["augmentations"].get(wc.view),
-        gen=lambda wc: config["generation"][wc.gen],
+        aug=lambda wc: setting("augmentations", wc.view if wc.view in config["augmentations"] else None),
+        gen=lambda wc: setting("generation", wc.gen),
+        upstream=lambda wc: upstream(
+            config, ("prompt_sets", wc.pset), ("augmentations", wc.view), ("generation", wc.gen)
+        ),
         device=config["device"],
         dtype=config["dtype"],
     threads: 2
@@ -35,8 +38,11 @@ rule sample_responses_shard:
     output:
         temp(shard_path("{seed}", "{pset}", "{view}", "{gen}", "{shard}", "{nshards}")),
     params:
-        aug=lambda wc: config["augmentations"].get(wc.view),
-        gen=lambda wc: config["generation"][wc.gen],
+        aug=lambda wc: setting("augmentations", wc.view if wc.view in config["augmentations"] else None),
+        gen=lambda wc: setting("generation", wc.gen),
+        upstream=lambda wc: upstream(
+            config, ("prompt_sets", wc.pset), ("augmentations", wc.view), ("generation", wc.gen)
+        ),
         device=config["device"],
         dtype=config["dtype"],
     threads: 2

@@ -7,14 +7,23 @@ rule tables:
                       for run, r in config["runs"].items() for s in run_seeds(run)}),
         diversity=[diversity_path(s, d) for d in config["tables"].get("diversity", []) for s in SEEDS],
         world=world_inputs(),
+        upstream=sorted({f for run in RUNS for s in run_seeds(run) for f in run_files(run, s)}),
     output:
         table_outputs(),
     params:
-        runs=config["runs"],
-        ablations=config.get("ablations", {}),
-        tables=config["tables"],
+        runs=canonical(config["runs"]),
+        order=run_order(config),
+        ablations=canonical(config.get("ablations", {})),
+        tables=canonical(config["tables"]),
         tasks=config["evaluation"]["tasks"],
         control=positive_control(),
+        upstream=upstream(
+            config,
+            *[("runs", run) for run in RUNS],
+            *[(section, d[key]) for d in config["tables"].get("diversity", [])
+              for section, key in [("prompt_sets", "prompts"), ("augmentations", "view"), ("generation", "generation")]],
+            globals=(*GLOBAL_SETTINGS, "evaluation"),
+        ),
     conda:
         "../envs/prefalign.yaml"
     log:

@@ -4,14 +4,15 @@ rule train:
         prefs=lambda wc: f"{R}/seed{wc.seed}/preferences/{config['runs'][wc.run]['preferences']}.jsonl",
         reference=lambda wc: reference_path(wc.seed, config["runs"][wc.run]["preferences"]),
         model=base_model_dir(),
+        upstream=lambda wc: preference_set_files(wc.seed, config["runs"][wc.run]["preferences"]),
     output:
         adapter=directory(f"{R}/seed{{seed}}/train/{{run}}/adapter"),
         log=f"{R}/seed{{seed}}/train/{{run}}/log.csv",
         curves=f"{R}/seed{{seed}}/train/{{run}}/curves.png",
     params:
-        run=lambda wc: config["runs"][wc.run],
-        objective=lambda wc: config["objectives"][config["runs"][wc.run]["objective"]],
-        training=lambda wc: config["training"][config["runs"][wc.run]["training"]],
+        objective=lambda wc: setting("objectives", config["runs"][wc.run]["objective"]),
+        training=lambda wc: setting("training", config["runs"][wc.run]["training"]),
+        upstream=lambda wc: upstream(config, ("runs", wc.run)),
         device=config["device"],
         dtype=config["dtype"],
     threads: 2

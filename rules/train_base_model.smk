@@ -7,7 +7,8 @@ rule train_base_model:
         log=f"{R}/base_model/sft_log.csv",
         competence=f"{R}/base_model/competence.csv",
     params:
-        base=config["base_model"],
+        base=canonical(config["base_model"]),
+        upstream=upstream(config, globals=("world",)),
         image_size=config.get("world", {}).get("image_size"),
     threads: 2
     resources:

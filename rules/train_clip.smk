@@ -6,7 +6,8 @@ rule train_clip:
         model=directory(f"{R}/clip/{{clip}}/model"),
         log=f"{R}/clip/{{clip}}/log.csv",
     params:
-        clip=lambda wc: config["clip_models"][wc.clip],
+        clip=lambda wc: setting("clip_models", wc.clip),
+        upstream=upstream(config, globals=("world",)),
     threads: 2
     conda:
         "../envs/prefalign.yaml"

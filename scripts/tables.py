@@ -4,7 +4,8 @@ from prefalign import stages
 from prefalign.tables import write_tables
 
 stages.setup(snakemake)
-runs, tcfg = snakemake.params.runs, snakemake.params.tables
+runs = {run: snakemake.params.runs[run] for run in snakemake.params.order}
+tcfg = snakemake.params.tables
 models, labels = {"base": [snakemake.input.base]}, {"base": "base"}
 prefs = {}
 for run, rcfg in runs.items():

@@ -1,6 +1,8 @@
 import copy
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,26 @@ def test_schema_errors_name_the_key(cfg, mutate, key):
     with pytest.raises(ConfigError) as e:
         validate_config(bad)
     assert f"'{key}'" in str(e.value)
+
+
+@pytest.mark.parametrize("text", [".nan", ".inf", "-.inf"])
+def test_non_finite_numbers_name_the_key(cfg, text):
+    bad = copy.deepcopy(cfg)
+    bad["runs"]["seva"]["seeds"] = [1, yaml.safe_load(text)]
+    with pytest.raises(ConfigError, match=r"config key 'runs.seva.seeds.1': -?(nan|inf) is not a finite number"):
+        validate_config(bad)
+
+
+def test_a_nan_in_the_config_file_stops_snakemake_n(tmp_path):
+    """`lr: .nan` is a float to YAML and to the schema's `type: number`."""
+    text = (ROOT / "tests/configs/micro.yaml").read_text()
+    config = tmp_path / "nan.yaml"
+    config.write_text(text.replace("\n    lr: 0.0005\n", "\n    lr: .nan\n"))  # training.miniature.lr
+    assert yaml.safe_load(config.read_text()) != yaml.safe_load(text)
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(config),
+                          "--config", f"results={tmp_path / 'results'}"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert re.search(r"config key 'training\.miniature\.lr': nan is not a finite number", out.stdout + out.stderr)
 
 
 def test_snakemake_validate_uses_the_same_schema(cfg):

@@ -43,7 +43,7 @@ def test_two_processes_train_the_same_adapter_as_one(small_world, tiny_model, tm
     for processes in (1, 2):
         out = tmp_path / f"p{processes}"
         stages.train(tmp_path / "prefs.jsonl", tmp_path / "model", out / "adapter", out / "log.csv", out / "curves.png",
-                     {"label": "t"}, {"loss": "dpo", "beta": 0.1}, {**tcfg, "processes": processes, "fsdp": fsdp}, 0, "cpu", "float32")
+                     "t", {"loss": "dpo", "beta": 0.1}, {**tcfg, "processes": processes, "fsdp": fsdp}, 0, "cpu", "float32")
         adapters.append(load_file(out / "adapter" / "adapter_model.safetensors"))
         if processes == 2 and fsdp:  # each process holds about half of the weights
             held = [tuple(map(int, m)) for m in re.findall(r"fsdp: process \d holds (\d+) of (\d+)", capfd.readouterr().err)]

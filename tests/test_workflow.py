@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def run(args, cwd, **kw):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+def run(args, cwd, env=None, **kw):
+    env = env or {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     return subprocess.run(SNAKEMAKE + args, cwd=cwd, env=env, capture_output=True, text=True, **kw)
 
 
@@ -67,8 +67,9 @@ def test_micro_dag_end_to_end(micro_run):
                 "eval/consr.seed1/samples.jsonl", "tables/response_length.md"]:
         assert (results / rel).exists(), rel
     main = pd.read_csv(results / "tables" / "main.csv")
-    assert list(main.model) == ["base", "control: oracle", "control: reversed", "SeVa (DPO on SeVa pairs)", "SMPRO",
-                                "ASPO", "ConSR"]  # not ablation-only runs
+    # the controls first, then by preference set; not ablation-only runs
+    assert list(main.model) == ["base", "control: oracle", "control: reversed", "ASPO", "ConSR",
+                                "SeVa (DPO on SeVa pairs)", "SMPRO"]
     consr = [json.loads(x) for x in (results / "seed1/preferences/consr.jsonl").read_text().splitlines()]
     ranked = [g[0] for g in consr[0]["groups"]]
     assert len(ranked) == 6 and sorted(c["source"] for c in ranked) == ["noisy"] * 2 + ["revised"] * 2 + ["sampled"] * 2
@@ -110,20 +111,8 @@ def test_micro_dag_end_to_end(micro_run):
     assert dry.returncode == 0
     assert "train_base_model" not in dry.stdout and "build_preferences" in dry.stdout
     # one run given its own objective settings: that run's train and evaluate, and the tables
-    import yaml
-
-    cfg = yaml.safe_load((ROOT / "tests/configs/micro.yaml").read_text())
-    cfg["objectives"]["dpo_beta02"] = {**cfg["objectives"]["dpo"], "beta": 0.2}
-    cfg["runs"]["seva"]["objective"] = "dpo_beta02"
-    # key order kept: Snakemake compares params by repr, so a reordered mapping reads as changed
-    (results.parent / "one_objective.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    one = [a if a != str(ROOT / "tests/configs/micro.yaml") else str(results.parent / "one_objective.yaml")
-           for a in args]
-    dry = run(one + ["-n", "--quiet", "rules"], ROOT)
-    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
-    planned = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, re.M))
-    planned.pop("all", None), planned.pop("total", None)
-    assert planned == {"train": "1", "evaluate": "1", "tables": "1"}, dry.stdout
+    one_objective = micro_variant(results.parent / "one_objective.yaml", with_beta(0.2))
+    assert planned(args, one_objective) == {"train": 1, "evaluate": 1, "tables": 1}
 
 
 @pytest.mark.slow
@@ -148,11 +137,136 @@ def test_a_flipped_loss_sign_fails_the_control_check(micro_run, tmp_path, monkey
     for run in ("oracle", "oracle_reversed"):
         r, out_dir = cfg["runs"][run], tmp_path / run
         stages.train(results / f"seed1/preferences/{r['preferences']}.jsonl", results / "base_model/model",
-                     out_dir / "adapter", out_dir / "log.csv", out_dir / "curves.png", r, cfg["objectives"]["dpo"],
+                     out_dir / "adapter", out_dir / "log.csv", out_dir / "curves.png", run, cfg["objectives"]["dpo"],
                      cfg["training"][r["training"]], 1, "cpu", "float32",
                      reference_path=results / f"seed1/preferences/{r['preferences']}.reference.safetensors")
         adapters[run] = out_dir / "adapter"
     assert not controls_separate(results, adapters)
+
+
+def planned(args, config: Path) -> dict:
+    """{rule: count} that `snakemake -n` plans with `config` in place of the micro config."""
+    swapped = [str(config) if a == str(ROOT / "tests/configs/micro.yaml") else a for a in args]
+    dry = run(swapped + ["-n", "--quiet", "rules"], ROOT)
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    counts = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, re.M)}
+    counts.pop("all", None), counts.pop("total", None)
+    return counts
+
+
+def micro_variant(path: Path, edit=None) -> Path:
+    """The micro config with `edit` applied, written with its keys sorted."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "tests/configs/micro.yaml").read_text())
+    if edit:
+        edit(cfg)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=True))
+    return path
+
+
+def with_beta(beta):
+    def edit(cfg):
+        cfg["objectives"]["dpo_changed"] = {**cfg["objectives"]["dpo"], "beta": beta}
+        cfg["runs"]["seva"]["objective"] = "dpo_changed"
+    return edit
+
+
+@pytest.mark.slow
+def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
+    """Params hold what changes a job's output, in canonical form; a setting or a file that
+    reruns `train` keeps evaluate and tables planned when that training fails (killed like
+    the OOM killer does, or Snakemake's process group SIGTERM'd), until a run completes them.
+    Runs after the other users of the micro run: it leaves that run changed."""
+    import signal
+    import time
+
+    from prefalign import stages
+    from prefalign.config import load_config
+
+    results, args, out = micro_run
+    assert out.returncode == 0
+    assert planned(args, micro_variant(tmp_path / "sorted.yaml")) == {}  # keys reordered
+    relabelled = micro_variant(tmp_path / "label.yaml", lambda c: c["runs"]["seva"].update(label="renamed"))
+    assert planned(args, relabelled) == {"tables": 1}
+    noise = micro_variant(tmp_path / "noise.yaml", lambda c: c["augmentations"]["noise500"].update(step=400))
+    dry = run([str(noise) if a.endswith("micro.yaml") else a for a in args] + ["-n"], ROOT)
+    assert set(re.findall(r"seed1/train/(\w+)/adapter", dry.stdout)) == {"smpro", "smpro_2groups", "consr"}
+    stale = {"train": 1, "evaluate": 1, "tables": 1}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+    def with_config(config):
+        return [str(config) if a.endswith("micro.yaml") else a for a in args]
+
+    # 1. a changed setting; Snakemake's process group SIGTERM'd while the training runs
+    beta = micro_variant(tmp_path / "beta.yaml", with_beta(0.2))
+    proc = subprocess.Popen(SNAKEMAKE + with_config(beta), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    for line in proc.stdout:
+        if line.strip().endswith("rule train:"):
+            time.sleep(1)
+            os.killpg(proc.pid, signal.SIGTERM)
+            break
+    proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert planned(args, beta) == stale
+    assert run(with_config(beta), ROOT).returncode == 0
+    # 2. another changed setting; the training killed (SIGKILL, as the OOM killer does)
+    beta = micro_variant(tmp_path / "beta3.yaml", with_beta(0.3))
+    killed = run(with_config(beta), ROOT, env={**env, "PREFALIGN_FAULT_AT_STEP": "0"})
+    assert killed.returncode != 0 and "Error in rule train" in killed.stdout + killed.stderr
+    assert planned(args, beta) == stale
+    assert run(with_config(beta), ROOT).returncode == 0
+    # 3. a changed preference file: first broken (the job that reads it fails, and its log holds
+    # the traceback), then valid, and its training is killed
+    prefs = results / "seed1/preferences/oracle_reversed.jsonl"
+    kept = "".join(prefs.read_text().splitlines(keepends=True)[:-1])
+    prefs.write_text(kept + '{"id": "broken", \n')
+    failed = run(with_config(beta), ROOT)
+    assert failed.returncode != 0 and "Error in rule reference_logps" in failed.stdout + failed.stderr
+    log = (results / "logs/reference_logps.oracle_reversed.seed1.log").read_text()
+    assert "Traceback" in log and re.search(r"RecordError: .*oracle_reversed.jsonl: record line \d+", log), log
+    assert "Traceback" not in failed.stdout + failed.stderr  # the console keeps Snakemake's own report
+    assert planned(args, beta) == {"reference_logps": 1, **stale}
+    prefs.write_text(kept)
+    killed = run(with_config(beta), ROOT, env={**env, "PREFALIGN_FAULT_AT_STEP": "0"})
+    assert killed.returncode != 0 and "Error in rule train" in killed.stdout + killed.stderr
+    assert planned(args, beta) == stale
+    # 4. a real kill -9 of Snakemake and its job mid-training, after the checkpoint at step 2
+    # (the job stops itself there, so the kill comes at a known step): Snakemake's lock
+    # stays; `make reproduce` recovers, resumes the training and ends as an uninterrupted run
+    def checkpointed(c):
+        with_beta(0.3)(c)
+        c["training"]["miniature"]["checkpoint_every"] = 1
+    often = micro_variant(tmp_path / "beta3_checkpointed.yaml", checkpointed)
+    assert planned(args, often) == stale  # how often a training checkpoints reruns nothing
+    train_log = results / "logs/train.oracle_reversed.seed1.log"
+    proc = subprocess.Popen(SNAKEMAKE + with_config(often), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**env, "PREFALIGN_FAULT_AT_STEP": "2", "PREFALIGN_FAULT_SIGNAL": "STOP"})
+    deadline = time.time() + 300
+    while not (train_log.exists() and "PREFALIGN_FAULT_AT_STEP=2" in train_log.read_text()):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    locked = run(with_config(often), ROOT)
+    assert locked.returncode != 0 and "LockException" in locked.stdout + locked.stderr
+    with_results = micro_variant(tmp_path / "beta3_results.yaml",
+                                 lambda c: (checkpointed(c), c.update(results=str(results))))
+    make = subprocess.run(["make", "reproduce", f"CONFIG={with_results}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert make.returncode == 0, make.stdout[-3000:] + make.stderr[-3000:]
+    assert "resumed from step 2" in train_log.read_text()
+    assert planned(args, often) == {}
+    uninterrupted = tmp_path / "uninterrupted"
+    cfg = load_config(often)
+    stages.train(results / "seed1/preferences/oracle_reversed.jsonl", results / "base_model/model",
+                 uninterrupted / "adapter", uninterrupted / "log.csv", uninterrupted / "curves.png", "t",
+                 cfg["objectives"]["dpo"], cfg["training"]["miniature"], 1, "cpu", "float32",
+                 reference_path=results / "seed1/preferences/oracle_reversed.reference.safetensors")
+    for name in ("adapter/adapter_model.safetensors", "log.csv"):
+        assert (uninterrupted / name).read_bytes() == (results / "seed1/train/oracle_reversed" / name).read_bytes()
 
 
 def test_sharded_generation_plans_one_job_per_shard_and_a_join(tmp_path):

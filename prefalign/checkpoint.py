@@ -1,0 +1,139 @@
+"""Checkpoints of a preference training, so a kill, a time limit or a preemption costs the
+steps since the last one, not the whole run.
+
+Every `checkpoint_every` steps, and at the end of the step during which SIGTERM or SIGUSR1
+arrived (a scheduler's warning before its time limit or a preemption), each process writes
+atomically its trainable weights, optimizer and scheduler states, RNG states, the log rows
+so far and the next step. A rerun on the same inputs and settings resumes there and ends
+byte-identical on the same machine to an uninterrupted run: the data order is drawn from the
+seed before the first step, and the RNG states are restored. A checkpoint made from other
+inputs or settings is discarded, with a log line saying so.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import torch
+
+from . import distributed
+from .provenance import RESUMPTION
+from .io import atomic_path
+
+log = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class Stopped(RuntimeError):
+    """Training stopped on a signal after writing a checkpoint; a rerun resumes from it."""
+
+
+def settings(tcfg: dict) -> dict:
+    """The training settings a checkpoint depends on: all but how often checkpoints are made."""
+    return {k: v for k, v in tcfg.items() if k not in RESUMPTION}
+
+
+def fingerprint(settings: dict, files: list) -> str:
+    """What a checkpoint is valid for: the settings, and each input file's size and
+    modification time (any rewrite of an input discards the checkpoint)."""
+    stats = []
+    for f in files:
+        for p in sorted(Path(f).rglob("*")) if Path(f).is_dir() else [Path(f)]:
+            if p.is_file():
+                s = p.stat()
+                stats.append([str(p), s.st_size, s.st_mtime_ns])
+    text = json.dumps({"settings": settings, "files": stats}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Checkpoints:
+    """One training's checkpoints in `folder` (one file per process), valid for `key`; none
+    where `folder` is None. A context: the signal handlers are in place inside it."""
+
+    def __init__(self, folder, key: str, every: int, model, opt, sched):
+        self.rank, self.processes = distributed.world()
+        self.folder, self.key, self.every = Path(folder or "."), key, every
+        self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        self.opt, self.sched = opt, sched
+        self.signal, self.previous = None, {}
+        self.enabled = folder is not None and not distributed.is_sharded(model)
+        if folder is not None and not self.enabled:
+            log.warning("checkpoints: not written under FSDP (sharded optimizer state); a rerun starts at step 0")
+
+    def __enter__(self):
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._on_signal) for s in SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def _on_signal(self, signum, frame) -> None:
+        log.warning("checkpoints: %s received; stopping after this step", signal.Signals(signum).name)
+        self.signal = signum
+
+    def path(self, rank: int) -> Path:
+        return rank_file(self.folder, rank)
+
+    def resume(self) -> tuple[int, list]:
+        """Load the latest checkpoint where every process has one for this key at the same
+        step: (the next step, the log rows so far); else (0, [])."""
+        if not self.enabled or not self.folder.exists():
+            return 0, []
+        states = [torch.load(self.path(r), weights_only=False) if self.path(r).exists() else None
+                  for r in range(self.processes)]
+        steps = {s["step"] if s and s["key"] == self.key and s["processes"] == self.processes else None
+                 for s in states}
+        if None in steps or len(steps) != 1:  # later checkpoints overwrite it
+            log.info("checkpoints: %s holds none for these inputs and settings; starting at step 0", self.folder)
+            return 0, []
+        state = states[self.rank]
+        with torch.no_grad():
+            for n, p in self.params.items():
+                p.copy_(state["params"][n])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        if torch.cuda.is_available() and state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        log.info("resumed from step %d (checkpoint %s)", state["step"], self.folder)
+        return state["step"], state["rows"]
+
+    def after_step(self, next_step: int, total: int, rows: list) -> None:
+        """Write a checkpoint when one is due or a signal came (then stop: raise Stopped)."""
+        if not self.enabled:
+            return
+        stop = distributed.any_process(self.signal is not None)
+        due = self.every and next_step % self.every == 0 and next_step < total
+        if not (stop or due):
+            return
+        state = {"key": self.key, "processes": self.processes, "step": next_step, "rows": rows,
+                 "params": {n: p.detach().cpu().clone() for n, p in self.params.items()},
+                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                 "rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path(self.rank)) as tmp:
+            torch.save(state, tmp)
+        log.info("checkpoint at step %d of %d", next_step, total)
+        if stop:
+            raise Stopped(f"train: stopped on a signal after step {next_step} of {total}; "
+                          f"checkpoint in {self.folder}, a rerun resumes from it")
+
+
+
+def rank_file(folder, rank: int) -> Path:
+    return Path(folder) / f"rank{rank}.pt"
+
+
+def discard(folder) -> None:
+    """After the run's outputs are written: each process removes its own file."""
+    rank_file(folder, distributed.world()[0]).unlink(missing_ok=True)
+    if distributed.world()[0] == 0 and Path(folder).exists() and not any(Path(folder).iterdir()):
+        Path(folder).rmdir()
