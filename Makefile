@@ -70,12 +70,13 @@ ablations: venv
 	$(call SNAKEMAKE_RUN,configs/miniature_ablations.yaml)
 	@echo "Tables: results/tables/ (ablation_*.md besides the default's)"
 
-# `make test` (CI) leaves out the one-node SLURM run (marker `cluster`); `make test-all` runs it too.
+# `make test` (CI) leaves out the one-node SLURM run (marker `cluster`) and the variants of
+# paths it already tests (marker `extended`); `make test-all` runs every test.
 test: venv
-	$(PY) -m pytest -q -m "not cluster" tests
+	$(PY) -m pytest -q --durations=15 -m "not cluster and not extended" tests
 
 test-all: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 lint: venv
 	$(VENV)/bin/snakemake --lint --configfile $(CONFIG)

@@ -1,10 +1,10 @@
-"""Checkpoints of a preference training, so a kill, a time limit or a preemption costs the
+"""Checkpoints of a training (preference training, the miniature's SFT), so a kill, a time limit or a preemption costs the
 steps since the last one, not the whole run.
 
 Every `checkpoint_every` steps, and at the end of the step during which SIGTERM or SIGUSR1
 arrived (a scheduler's warning before its time limit or a preemption), each process writes
-atomically its trainable weights, optimizer and scheduler states, RNG states, the log rows
-so far and the next step. A rerun on the same inputs and settings resumes there and ends
+atomically its trainable weights, optimizer and scheduler states, torch's RNG states, the
+loop's own state (log rows so far, its data order) and the next step. A rerun on the same inputs and settings resumes there and ends
 byte-identical on the same machine to an uninterrupted run: the data order is drawn from the
 seed before the first step, and the RNG states are restored. A checkpoint made from other
 inputs or settings is discarded, with a log line saying so.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .provenance import RESUMPTION
+from .provenance import canonical
 from .io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -33,31 +34,36 @@ class Stopped(RuntimeError):
     """Training stopped on a signal after writing a checkpoint; a rerun resumes from it."""
 
 
-def settings(tcfg: dict) -> dict:
-    """The training settings a checkpoint depends on: all but how often checkpoints are made."""
-    return {k: v for k, v in tcfg.items() if k not in RESUMPTION}
-
-
 def fingerprint(settings: dict, files: list) -> str:
-    """What a checkpoint is valid for: the settings, and each input file's size and
-    modification time (any rewrite of an input discards the checkpoint)."""
+    """What a checkpoint is valid for: the settings (but how often to checkpoint), and each
+    input file's size and modification time (any rewrite of an input discards the checkpoint)."""
     stats = []
     for f in files:
         for p in sorted(Path(f).rglob("*")) if Path(f).is_dir() else [Path(f)]:
             if p.is_file():
                 s = p.stat()
                 stats.append([str(p), s.st_size, s.st_mtime_ns])
-    text = json.dumps({"settings": settings, "files": stats}, sort_keys=True, default=str)
+    text = json.dumps({"settings": canonical(settings), "files": stats}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fault_if_injected(step: int) -> None:
+    """Tests of recovery: PREFALIGN_FAULT_AT_STEP=N sends this process PREFALIGN_FAULT_SIGNAL
+    (KILL by default: no handler, no cleanup, as the OOM killer; TERM or USR1 as a scheduler's
+    warning) at the start of step N."""
+    if os.environ.get("PREFALIGN_FAULT_AT_STEP") == str(step):
+        name = os.environ.get("PREFALIGN_FAULT_SIGNAL", "KILL")
+        log.warning("PREFALIGN_FAULT_AT_STEP=%d: sending SIG%s to this process", step, name)
+        os.kill(os.getpid(), getattr(signal, f"SIG{name}"))
 
 
 class Checkpoints:
     """One training's checkpoints in `folder` (one file per process), valid for `key`; none
     where `folder` is None. A context: the signal handlers are in place inside it."""
 
-    def __init__(self, folder, key: str, every: int, model, opt, sched):
+    def __init__(self, folder, key: str, every: int, model, opt, sched, name: str = "train"):
         self.rank, self.processes = distributed.world()
-        self.folder, self.key, self.every = Path(folder or "."), key, every
+        self.folder, self.key, self.every, self.name = Path(folder or "."), key, every, name
         self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}
         self.opt, self.sched = opt, sched
         self.signal, self.previous = None, {}
@@ -81,18 +87,18 @@ class Checkpoints:
     def path(self, rank: int) -> Path:
         return rank_file(self.folder, rank)
 
-    def resume(self) -> tuple[int, list]:
+    def resume(self) -> tuple[int, dict | None]:
         """Load the latest checkpoint where every process has one for this key at the same
-        step: (the next step, the log rows so far); else (0, [])."""
+        step: (the next step, the loop's state as passed to `after_step`); else (0, None)."""
         if not self.enabled or not self.folder.exists():
-            return 0, []
+            return 0, None
         states = [torch.load(self.path(r), weights_only=False) if self.path(r).exists() else None
                   for r in range(self.processes)]
         steps = {s["step"] if s and s["key"] == self.key and s["processes"] == self.processes else None
                  for s in states}
         if None in steps or len(steps) != 1:  # later checkpoints overwrite it
             log.info("checkpoints: %s holds none for these inputs and settings; starting at step 0", self.folder)
-            return 0, []
+            return 0, None
         state = states[self.rank]
         with torch.no_grad():
             for n, p in self.params.items():
@@ -103,9 +109,9 @@ class Checkpoints:
         if torch.cuda.is_available() and state["cuda_rng"] is not None:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         log.info("resumed from step %d (checkpoint %s)", state["step"], self.folder)
-        return state["step"], state["rows"]
+        return state["step"], state["loop"]
 
-    def after_step(self, next_step: int, total: int, rows: list) -> None:
+    def after_step(self, next_step: int, total: int, loop: dict) -> None:
         """Write a checkpoint when one is due or a signal came (then stop: raise Stopped)."""
         if not self.enabled:
             return
@@ -113,7 +119,7 @@ class Checkpoints:
         due = self.every and next_step % self.every == 0 and next_step < total
         if not (stop or due):
             return
-        state = {"key": self.key, "processes": self.processes, "step": next_step, "rows": rows,
+        state = {"key": self.key, "processes": self.processes, "step": next_step, "loop": loop,
                  "params": {n: p.detach().cpu().clone() for n, p in self.params.items()},
                  "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                  "rng": torch.get_rng_state(),
@@ -123,7 +129,7 @@ class Checkpoints:
             torch.save(state, tmp)
         log.info("checkpoint at step %d of %d", next_step, total)
         if stop:
-            raise Stopped(f"train: stopped on a signal after step {next_step} of {total}; "
+            raise Stopped(f"{self.name}: stopped on a signal after step {next_step} of {total}; "
                           f"checkpoint in {self.folder}, a rerun resumes from it")
 
 

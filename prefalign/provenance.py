@@ -34,9 +34,10 @@ REFERENCES = {
 
 
 def canonical(value, drop=frozenset()):
-    """`value` with every mapping's keys sorted and the keys in `drop` left out at its top."""
+    """`value` with every mapping's keys sorted, the keys in `drop` left out at its top, and
+    RESUMPTION's at any depth."""
     if isinstance(value, dict):
-        return {k: canonical(value[k]) for k in sorted(value) if k not in drop}
+        return {k: canonical(value[k]) for k in sorted(value) if k not in drop and k not in RESUMPTION}
     if isinstance(value, (list, tuple)):
         return [canonical(v) for v in value]
     return value
@@ -65,7 +66,7 @@ def closure(config: dict, *entries: tuple[str, str]) -> dict:
         key = f"{section}.{name}"
         if key in found or name not in (config.get(section) or {}):
             continue
-        found[key] = canonical(config[section][name], PRESENTATION | RESUMPTION)
+        found[key] = canonical(config[section][name], PRESENTATION)
         todo += _named(found[key], REFERENCES.get(section, {}))
     return found
 

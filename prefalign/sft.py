@@ -64,8 +64,12 @@ def collate(examples, idx, pixel_values, pad_id: int) -> dict:
 
 
 def train_sft(model, processor, examples, pixel_values, *, steps: int, batch_size: int, lr: float,
-              weight_decay: float, warmup_frac: float, clip: float, seed: int, log_every: int = 50):
-    """Train in place; returns a list of per-step log rows."""
+              weight_decay: float, warmup_frac: float, clip: float, seed: int, log_every: int = 50,
+              checkpoint_dir=None, checkpoint_key: str = "", checkpoint_every: int = 0):
+    """Train in place; returns a list of per-step log rows. With `checkpoint_dir`, resumes
+    from a checkpoint there made for `checkpoint_key` and writes them (`checkpoint.Checkpoints`)."""
+    from .checkpoint import Checkpoints, fault_if_injected
+
     torch.manual_seed(seed)
     rng = random.Random(seed)
     model.train()
@@ -73,26 +77,33 @@ def train_sft(model, processor, examples, pixel_values, *, steps: int, batch_siz
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
                                                 pct_start=warmup_frac, anneal_strategy="cos")
     pad = processor.tokenizer.pad_token_id
-    batches, log, t0 = [], [], time.time()
-    running = None
-    for step in tqdm(range(steps), desc="sft", mininterval=5):
-        if not batches:
-            batches = length_bucketed_batches(examples, batch_size, rng)
-        batch = collate(examples, batches.pop(), pixel_values, pad)
-        logps, mask = token_logps(model, batch)
-        # Mean over each answer's tokens, then over answers, so that a 60-token description
-        # does not outweigh sixty one-word answers.
-        loss = -(logps.sum(-1) / mask.sum(-1)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        sched.step()
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % log_every == 0 or step == steps - 1:
-            log.append({"step": step, "loss": loss.item(), "smoothed_loss": running,
-                        "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 2)})
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"sft: loss became {loss.item()} at step {step}")
+    with Checkpoints(checkpoint_dir, checkpoint_key, checkpoint_every, model, opt, sched, name="sft") as checkpoints:
+        start, loop = checkpoints.resume()
+        loop = loop or {"batches": [], "log": [], "running": None, "seconds": 0.0, "rng": rng.getstate()}
+        rng.setstate(loop["rng"])
+        t0 = time.time() - loop["seconds"]
+        batches, log, running = loop["batches"], loop["log"], loop["running"]
+        for step in tqdm(range(start, steps), desc="sft", mininterval=5, initial=start, total=steps):
+            fault_if_injected(step)
+            if not batches:
+                batches = length_bucketed_batches(examples, batch_size, rng)
+            batch = collate(examples, batches.pop(), pixel_values, pad)
+            logps, mask = token_logps(model, batch)
+            # Mean over each answer's tokens, then over answers, so that a 60-token description
+            # does not outweigh sixty one-word answers.
+            loss = -(logps.sum(-1) / mask.sum(-1)).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
+            sched.step()
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            if step % log_every == 0 or step == steps - 1:
+                log.append({"step": step, "loss": loss.item(), "smoothed_loss": running,
+                            "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 2)})
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"sft: loss became {loss.item()} at step {step}")
+            checkpoints.after_step(step + 1, steps, {"batches": batches, "log": log, "running": running,
+                                                     "seconds": time.time() - t0, "rng": rng.getstate()})
     model.eval()
     return log

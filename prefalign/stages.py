@@ -102,6 +102,7 @@ def false_yes_on_partners(df, preds, scenes) -> dict:
 
 
 def train_base_model(world_dir, model_dir, log_csv, competence_csv, bcfg: dict, image_size: int) -> None:
+    from . import checkpoint
     from .sft import encode_sft, train_sft
     from .tiny_vlm import build_tiny_llava
 
@@ -111,14 +112,18 @@ def train_base_model(world_dir, model_dir, log_csv, competence_csv, bcfg: dict, 
     sft_path = Path(world_dir) / "sft.json"
     convs = load_conversations(sft_path, require_answers=True)
     examples, pixel_values = encode_sft(processor, convs, lambda c: open_image(world_dir, c.image, sft_path, c.id))
+    checkpoints = Path(model_dir).parent / "checkpoint"  # not an output: kept after a failure
     rows = train_sft(model, processor, examples, pixel_values, steps=scfg["steps"],
                      batch_size=scfg["batch_size"], lr=scfg["lr"], weight_decay=scfg["weight_decay"],
-                     warmup_frac=scfg["warmup_frac"], clip=scfg["clip"], seed=scfg["seed"])
+                     warmup_frac=scfg["warmup_frac"], clip=scfg["clip"], seed=scfg["seed"],
+                     checkpoint_dir=checkpoints, checkpoint_every=scfg.get("checkpoint_every", 0),
+                     checkpoint_key=checkpoint.fingerprint({"base_model": bcfg, "image_size": image_size}, [world_dir]))
     write_csv(log_csv, rows)
     with atomic_path(model_dir) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
     write_csv(competence_csv, competence(model, processor, world_dir, bcfg["competence_noise_steps"], scfg["seed"]))
+    checkpoint.discard(checkpoints)
 
 
 # ---------------------------------------------------------------- sample_prompts
@@ -517,7 +522,7 @@ def train(pref_path, model_dir, adapter_dir, log_csv, curves_png, title: str, ob
         model = distributed.shard_model(model, device)
     # beside the adapter, not an output: Snakemake removes a failed job's outputs
     checkpoints = Path(adapter_dir).parent / "checkpoint"
-    key = checkpoint.fingerprint({"objective": obj_cfg, "training": checkpoint.settings(tcfg), "seed": seed,
+    key = checkpoint.fingerprint({"objective": obj_cfg, "training": tcfg, "seed": seed,
                                   "device": device, "dtype": dtype},
                                  [pref_path, reference_path, model_dir] if reference_path else [pref_path, model_dir])
     rows = train_preferences(model, processor, records,

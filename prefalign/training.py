@@ -10,13 +10,12 @@ import logging
 import math
 import os
 import random
-import signal
 
 import torch
 from tqdm import tqdm
 
 from . import distributed, reference
-from .checkpoint import Checkpoints
+from .checkpoint import Checkpoints, fault_if_injected
 from .methods.records import Objective
 from .model import group_scoring_batch, shared_prefix_token_logps
 
@@ -137,16 +136,6 @@ def deterministic_algorithms() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def fault_if_injected(step: int) -> None:
-    """Tests of recovery: PREFALIGN_FAULT_AT_STEP=N sends this process PREFALIGN_FAULT_SIGNAL
-    (KILL by default: no handler, no cleanup, as the OOM killer; TERM or USR1 as a scheduler's
-    warning) at the start of step N."""
-    if os.environ.get("PREFALIGN_FAULT_AT_STEP") == str(step):
-        name = os.environ.get("PREFALIGN_FAULT_SIGNAL", "KILL")
-        log.warning("PREFALIGN_FAULT_AT_STEP=%d: sending SIG%s to this process", step, name)
-        os.kill(os.getpid(), getattr(signal, f"SIG{name}"))
-
-
 def train_preferences(model, processor, records, load_image, objective: Objective, objective_cfg: dict,
                       tcfg: dict, seed: int, device: str = "cpu", checkpoint_dir=None, checkpoint_key: str = ""):
     """Train the LoRA-wrapped `model` in place; returns per-step log rows.
@@ -176,7 +165,8 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
     rank, processes = distributed.world()
     sharded = distributed.is_sharded(model)
     with Checkpoints(checkpoint_dir, checkpoint_key, tcfg.get("checkpoint_every", 0), model, opt, sched) as checkpoints:
-        start, rows = checkpoints.resume()
+        start, loop = checkpoints.resume()
+        rows = loop["rows"] if loop else []
         for step in tqdm(range(start, steps), desc="train", mininterval=5, disable=rank > 0, initial=start,
                          total=steps):
             fault_if_injected(step)
@@ -198,6 +188,6 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
             if not math.isfinite(loss):
                 raise FloatingPointError(f"train: loss became {loss} at step {step}")
             rows.append({"step": step, "loss": loss, "lr": sched.get_last_lr()[0], **metrics})
-            checkpoints.after_step(step + 1, steps, rows)
+            checkpoints.after_step(step + 1, steps, {"rows": rows})
     model.eval()
     return rows

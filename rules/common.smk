@@ -1,6 +1,6 @@
 # Helpers shared by the stage rules: paths and config lookups.
 from prefalign.config import validate_config
-from prefalign.provenance import GLOBAL as GLOBAL_SETTINGS, RESUMPTION, canonical, closure, run_order, upstream
+from prefalign.provenance import GLOBAL as GLOBAL_SETTINGS, canonical, closure, run_order, upstream
 
 validate_config(config)  # cross-references the schema cannot express (names the key)
 
@@ -29,7 +29,7 @@ wildcard_constraints:
 def setting(section, name):
     """One config entry as a param: keys sorted, so a reordered YAML reruns nothing; without
     the keys that never change an output (how often a training checkpoints)."""
-    return canonical(config[section][name], RESUMPTION) if name is not None else None
+    return canonical(config[section][name]) if name is not None else None
 
 
 def named_entries(section, *entries):

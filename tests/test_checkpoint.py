@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from prefalign.io import write_jsonl
@@ -46,27 +47,34 @@ def outputs(out) -> tuple[bytes, bytes]:
     return (out / "adapter" / "adapter_model.safetensors").read_bytes(), (out / "log.csv").read_bytes()
 
 
-@pytest.mark.parametrize("signal_name,resumed_at", [("KILL", 4), ("TERM", 6)])
-def test_an_interrupted_training_resumes_byte_identical(inputs, tmp_path, signal_name, resumed_at):
-    """KILL at step 5 loses the steps since the checkpoint at 4; TERM (a scheduler's warning)
-    finishes step 5 and checkpoints at 6 before it stops."""
-    tcfg = {"lora": {"r": 4, "alpha": 8, "dropout": 0.1}, "lr": 1e-2, "epochs": 1, "repeat": 2, "batch_size": 2,
-            "warmup_ratio": 0.2, "max_grad_norm": 0.5, "checkpoint_every": 2}
-    whole = train(inputs, tmp_path / "whole", tcfg)
-    assert whole.returncode == 0, whole.stderr[-3000:]
-    assert len((tmp_path / "whole/log.csv").read_text().splitlines()) == STEPS + 1
-    assert not (tmp_path / "whole/checkpoint").exists()  # removed when the run completes
+TCFG = {"lora": {"r": 4, "alpha": 8, "dropout": 0.1}, "lr": 1e-2, "epochs": 1, "repeat": 2, "batch_size": 2,
+        "warmup_ratio": 0.2, "max_grad_norm": 0.5, "checkpoint_every": 2}
 
+
+@pytest.fixture(scope="module")
+def uninterrupted(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted")
+    whole = train(inputs, out, TCFG)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert len((out / "log.csv").read_text().splitlines()) == STEPS + 1
+    assert not (out / "checkpoint").exists()  # removed when the run completes
+    return out
+
+
+@pytest.mark.parametrize("signal_name,resumed_at", [("KILL", 4), ("TERM", 6)])
+def test_an_interrupted_training_resumes_byte_identical(inputs, uninterrupted, tmp_path, signal_name, resumed_at):
+    """KILL at step 5 loses the steps since the checkpoint at 4; TERM (a scheduler's warning)
+    finishes step 5 and checkpoints at 6 before it stops. Dropout draws from the RNG."""
     out = tmp_path / "interrupted"
-    stopped = train(inputs, out, tcfg, fault=(5, signal_name))
+    stopped = train(inputs, out, TCFG, fault=(5, signal_name))
     assert stopped.returncode != 0 and not (out / "adapter").exists()
     assert (out / "checkpoint/rank0.pt").exists()
     if signal_name == "TERM":
         assert "Stopped: train: stopped on a signal after step 6 of 7" in stopped.stderr
-    rerun = train(inputs, out, tcfg)
+    rerun = train(inputs, out, TCFG)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"resumed from step {resumed_at}" in rerun.stderr
-    assert outputs(out) == outputs(tmp_path / "whole")
+    assert outputs(out) == outputs(uninterrupted)
     assert not (out / "checkpoint").exists()
 
 
@@ -81,3 +89,39 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(inputs, tmp_path):
     assert "resumed" not in rerun.stderr
     fresh = train(inputs, tmp_path / "fresh", {**tcfg, "lr": 2e-2})  # checkpoint_every changes nothing
     assert fresh.returncode == 0 and outputs(out) == outputs(tmp_path / "fresh")
+
+
+def sft(world, out, checkpoint_every, fault=None):
+    """stages.train_base_model (the miniature's SFT) in a fresh process; `fault` (step, signal name)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFALIGN_FAULT")}
+    if fault:
+        env.update(PREFALIGN_FAULT_AT_STEP=str(fault[0]), PREFALIGN_FAULT_SIGNAL=fault[1])
+    layers = dict(intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    bcfg = {"kind": "tiny_llava", "tiny": {"patch_size": 10, "vision": {"hidden_size": 32, **layers},
+                                           "text": {"hidden_size": 32, **layers, "num_key_value_heads": 2,
+                                                    "max_position_embeddings": 256, "initializer_range": 0.1}},
+            "sft": {"steps": 9, "batch_size": 64, "lr": 2e-3, "weight_decay": 0.01, "warmup_frac": 0.15,
+                    "clip": 1.0, "seed": 0, "checkpoint_every": checkpoint_every},
+            "competence_noise_steps": [500]}
+    args = [str(world), str(out / "model"), str(out / "sft_log.csv"), str(out / "competence.csv"), bcfg, 30]
+    code = ("import json, logging, sys; logging.basicConfig(level=logging.INFO)\n"
+            "from prefalign import stages; stages.train_base_model(*json.loads(sys.argv[1]))")
+    return subprocess.run([sys.executable, "-c", code, json.dumps(args)], env=env, capture_output=True, text=True)
+
+
+def test_an_interrupted_sft_resumes_byte_identical(small_world, tmp_path):
+    """The SFT's own state (its batch order's RNG, the batches left of the epoch) comes back
+    too: the small world's 381 answers make 6 batches of 64, so the run resumed at step 4 has 2
+    batches left and draws the second epoch's order at step 6."""
+    whole = sft(small_world, tmp_path / "whole", 0)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    out = tmp_path / "interrupted"
+    assert sft(small_world, out, 4, fault=(5, "KILL")).returncode != 0
+    rerun = sft(small_world, out, 4)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resumed from step 4" in rerun.stderr
+    for name in ("model/model.safetensors", "competence.csv"):
+        assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    without_seconds = [pd.read_csv(d / "sft_log.csv").drop(columns="seconds") for d in (out, tmp_path / "whole")]
+    assert len(without_seconds[0]) == 2 and without_seconds[0].equals(without_seconds[1])  # steps 0 and 8
+    assert not (out / "checkpoint").exists()

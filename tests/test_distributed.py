@@ -9,8 +9,10 @@ from prefalign.io import write_jsonl
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,fsdp", [("llava", False), ("llava", True), ("llava_onevision", True),
-                                       ("qwen2_5_vl", True)],
+# CI runs the sharded LLaVA; the other three (same code, other layouts) run in `make test-all`
+@pytest.mark.parametrize("arch,fsdp", [pytest.param("llava", False, marks=pytest.mark.extended), ("llava", True),
+                                       pytest.param("llava_onevision", True, marks=pytest.mark.extended),
+                                       pytest.param("qwen2_5_vl", True, marks=pytest.mark.extended)],
                          ids=["llava-replicated", "llava-fsdp", "llava_onevision-fsdp", "qwen2_5_vl-fsdp"])
 def test_two_processes_train_the_same_adapter_as_one(small_world, tiny_model, tmp_path, arch, fsdp, capfd):
     """Replicated (each process holds the model) or FSDP-sharded (each holds half of every
