@@ -1,11 +1,12 @@
 """Config validation: the JSON schema, plus the cross-references a schema cannot express."""
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import yaml
+
+from .io import non_finite_field
 
 SCHEMA = Path(__file__).parent / "schemas" / "config.schema.yaml"
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,20 +16,13 @@ class ConfigError(ValueError):
     pass
 
 
-def reject_non_finite(value, path: str = "") -> None:
-    """NaN and infinities pass a schema's `type: number`; a run must never train on one."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"config key '{path or '<top level>'}': {value} is not a finite number")
-    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, child in children:
-        reject_non_finite(child, f"{path}.{key}" if path else str(key))
-
-
 def validate_config(cfg: dict) -> dict:
     """Raise ConfigError naming the offending key's path; fill in schema defaults."""
     import jsonschema
 
-    reject_non_finite(cfg)
+    bad = non_finite_field(cfg)
+    if bad is not None:  # YAML's .nan passes a schema's `type: number`
+        raise ConfigError(f"config key '{bad}': not a finite number (NaN or an infinity)")
     schema = yaml.safe_load(SCHEMA.read_text())
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.path))
     if errors:

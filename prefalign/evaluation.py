@@ -85,9 +85,9 @@ def run_lmms_eval(model_path: str, adapter: str | None, tasks: list[str], task_d
     lm = model_class(pretrained=model_path,
                      **{**model_kwargs(model_class, device, dtype, batch_size), **(model_args or {})})
     if adapter:
-        from peft import PeftModel
+        from .model import attach_adapter
 
-        lm._model = PeftModel.from_pretrained(lm._model, adapter).eval()
+        lm._model = attach_adapter(lm._model, adapter).eval()
     # The miniature's tasks come from task_dir; the papers' benchmarks from lmms-eval's registry.
     manager = TaskManager(include_path=str(task_dir) if task_dir else None,
                           include_defaults=any(not t.startswith("prefalign_") for t in tasks),
@@ -139,7 +139,9 @@ def read_evaluation(folder) -> tuple[dict, dict, dict]:
 
     folder = Path(folder)
     samples: dict = {}
-    for row in read_jsonl(folder / "samples.jsonl"):
+    # lmms-eval's per-sample rows carry each benchmark's own fields, where NaN may mean "not
+    # applicable"; the tables' metrics are computed from the fields they name
+    for row in read_jsonl(folder / "samples.jsonl", finite=False):
         samples.setdefault(row.pop("task"), []).append(row)
     return (json.loads((folder / "results.json").read_text()), samples,
             json.loads((folder / "skipped.json").read_text()))

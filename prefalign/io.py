@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -62,7 +63,9 @@ def read_json(path) -> Any:
         raise RecordError(path, f"line {e.lineno}", "<json>", f"not valid JSON ({e.msg})") from None
 
 
-def read_jsonl(path) -> list[dict]:
+def read_jsonl(path, finite: bool = True) -> list[dict]:
+    """The records of a JSON-lines file; with `finite`, a NaN or infinity anywhere in one is
+    a RecordError naming its field."""
     out = []
     try:
         f = open(path)
@@ -78,8 +81,28 @@ def read_jsonl(path) -> list[dict]:
                 raise RecordError(path, f"line {i}", "<json>", f"not valid JSON ({e.msg})") from None
             if not isinstance(rec, dict):
                 raise RecordError(path, f"line {i}", "<json>", "expected an object")
+            field = non_finite_field(rec) if finite else None
+            if field is not None:  # JSON's NaN / Infinity: a score, weight or log-prob gone bad
+                raise RecordError(path, f"line {i} (id {rec.get('id')})", field, "not a finite number")
             out.append(rec)
     return out
+
+
+def non_finite_field(value, where: str = "") -> str | None:
+    """The path (`groups[0][1].score`) of the first NaN or infinity in `value`, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    if isinstance(value, dict):
+        children = [(f"{where}.{k}" if where else str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        children = [(f"{where}[{k}]", v) for k, v in enumerate(value)]
+    else:
+        children = []
+    for child_where, child in children:
+        found = non_finite_field(child, child_where)
+        if found is not None:
+            return found
+    return None
 
 
 def require(rec: dict, field: str, kind: type | tuple, path, record) -> Any:

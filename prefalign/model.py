@@ -16,18 +16,33 @@ def torch_dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
+class ModelFileError(OSError):
+    """A model or adapter folder that cannot be read, named."""
+
+
 def load_model(path: str, adapter: str | None = None, dtype: str = "float32", device: str = "cpu"):
     """Load (model, processor); with `adapter`, the LoRA adapter is attached (not merged)."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype(dtype)).to(device)
-    processor = AutoProcessor.from_pretrained(path)
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype(dtype)).to(device)
+        processor = AutoProcessor.from_pretrained(path)
+    except Exception as e:  # safetensors, JSON and config errors name no file
+        raise ModelFileError(f"{path}: cannot read the model ({type(e).__name__}: {e})") from e
     if adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter)
+        model = attach_adapter(model, adapter)
     model.eval()
     return model, processor
+
+
+def attach_adapter(model, adapter):
+    """`model` with the LoRA adapter in folder `adapter` attached; an unreadable one is named."""
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, adapter)
+    except Exception as e:
+        raise ModelFileError(f"{adapter}: cannot read the LoRA adapter ({type(e).__name__}: {e})") from e
 
 
 def chat_prompt(processor, question: str) -> str:

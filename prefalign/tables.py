@@ -61,7 +61,7 @@ def fmt(point, low, high, scale: float = 100) -> str:
 
 def load_samples(eval_dir) -> dict[str, list[dict]]:
     by_task: dict[str, list[dict]] = {}
-    for r in read_jsonl(Path(eval_dir) / "samples.jsonl"):
+    for r in read_jsonl(Path(eval_dir) / "samples.jsonl", finite=False):  # as evaluation.read_evaluation
         by_task.setdefault(r["task"], []).append(r)
     return by_task
 

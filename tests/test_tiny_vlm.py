@@ -1,3 +1,4 @@
+import pytest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from prefalign.model import chat_prompt, generate, load_model
@@ -33,3 +34,18 @@ def test_decoding_restores_spacing(tiny_model):
     tok = tiny_model[1].tokenizer
     text = "there is a small red circle at the top left. there is a sign reading 42 at the center."
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+
+
+def test_a_truncated_model_or_adapter_file_is_named(tmp_path, tiny_model):
+    from prefalign.model import ModelFileError
+    from prefalign.training import add_lora
+
+    model, processor = tiny_model
+    model.save_pretrained(tmp_path / "model")
+    processor.save_pretrained(tmp_path / "model")
+    add_lora(load_model(str(tmp_path / "model"))[0], {"r": 2, "alpha": 4}).save_pretrained(tmp_path / "adapter")
+    for folder, file in (("adapter", "adapter_model.safetensors"), ("model", "model.safetensors")):
+        weights = tmp_path / folder / file
+        weights.write_bytes(weights.read_bytes()[:100])
+        with pytest.raises(ModelFileError, match=f"{tmp_path / folder}: cannot read the"):
+            load_model(str(tmp_path / "model"), adapter=str(tmp_path / "adapter"))

@@ -173,17 +173,9 @@ def with_beta(beta):
 
 
 @pytest.mark.slow
-def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
-    """Params hold what changes a job's output, in canonical form; a setting or a file that
-    reruns `train` keeps evaluate and tables planned when that training fails (killed like
-    the OOM killer does, or Snakemake's process group SIGTERM'd), until a run completes them.
-    Runs after the other users of the micro run: it leaves that run changed."""
-    import signal
-    import time
-
-    from prefalign import stages
-    from prefalign.config import load_config
-
+def test_params_rerun_only_what_a_change_reaches(micro_run, tmp_path):
+    """Params hold what changes a job's output, in canonical form (dry runs on the finished
+    micro run): reordered keys plan nothing, a label the tables, a view the runs that use it."""
     results, args, out = micro_run
     assert out.returncode == 0
     assert planned(args, micro_variant(tmp_path / "sorted.yaml")) == {}  # keys reordered
@@ -192,6 +184,26 @@ def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
     noise = micro_variant(tmp_path / "noise.yaml", lambda c: c["augmentations"]["noise500"].update(step=400))
     dry = run([str(noise) if a.endswith("micro.yaml") else a for a in args] + ["-n"], ROOT)
     assert set(re.findall(r"seed1/train/(\w+)/adapter", dry.stdout)) == {"smpro", "smpro_2groups", "consr"}
+    checkpointing = micro_variant(tmp_path / "checkpointing.yaml",
+                                  lambda c: c["training"]["miniature"].update(checkpoint_every=1))
+    assert planned(args, checkpointing) == {}  # how often a training checkpoints changes no output
+
+
+@pytest.mark.slow
+@pytest.mark.extended
+def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
+    """A setting or a file that reruns `train` keeps evaluate and tables planned when that
+    training fails (killed like the OOM killer does, or Snakemake's process group SIGTERM'd),
+    until a run completes them. (make test-all: about 4 minutes.) Changes the micro run and
+    restores it at the end, for test_slurm."""
+    import signal
+    import time
+
+    from prefalign import stages
+    from prefalign.config import load_config
+
+    results, args, out = micro_run
+    assert out.returncode == 0
     stale = {"train": 1, "evaluate": 1, "tables": 1}
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
@@ -219,7 +231,8 @@ def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
     # 3. a changed preference file: first broken (the job that reads it fails, and its log holds
     # the traceback), then valid, and its training is killed
     prefs = results / "seed1/preferences/oracle_reversed.jsonl"
-    kept = "".join(prefs.read_text().splitlines(keepends=True)[:-1])
+    original = prefs.read_text()
+    kept = "".join(original.splitlines(keepends=True)[:-1])
     prefs.write_text(kept + '{"id": "broken", \n')
     failed = run(with_config(beta), ROOT)
     assert failed.returncode != 0 and "Error in rule reference_logps" in failed.stdout + failed.stderr
@@ -266,6 +279,8 @@ def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
                  reference_path=results / "seed1/preferences/oracle_reversed.reference.safetensors")
     for name in ("adapter/adapter_model.safetensors", "log.csv"):
         assert (uninterrupted / name).read_bytes() == (results / "seed1/train/oracle_reversed" / name).read_bytes()
+    prefs.write_text(original)  # the micro run as it was, for test_slurm
+    assert run(args, ROOT).returncode == 0 and planned(args, ROOT / "tests/configs/micro.yaml") == {}
 
 
 def test_sharded_generation_plans_one_job_per_shard_and_a_join(tmp_path):
