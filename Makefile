@@ -56,7 +56,7 @@ $(UV):
 # .snakemake/make.lock); whoever gets it knows no other `make` run is going in this folder, so
 # it releases Snakemake's lock and reruns incomplete jobs. (A `snakemake` started by hand
 # beside it is not seen: Snakemake's own lock guards that case only while it holds.)
-SNAKEMAKE_RUN = mkdir -p .snakemake && flock --nonblock --conflict-exit-code 75 .snakemake/make.lock \
+SNAKEMAKE_RUN = $(PY) -m prefalign.config $(1) && mkdir -p .snakemake && flock --nonblock --conflict-exit-code 75 .snakemake/make.lock \
 	bash -c '$(VENV)/bin/snakemake --unlock --configfile $(1) >/dev/null 2>&1; \
 	$(VENV)/bin/snakemake --cores $(CORES) --rerun-incomplete --configfile $(1)' \
 	|| { rc=$$?; [ $$rc -ne 75 ] || echo "another make run holds .snakemake/make.lock" >&2; exit $$rc; }

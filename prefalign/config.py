@@ -174,11 +174,33 @@ def with_extends(cfg: dict, root: Path = ROOT) -> dict:
         return cfg
     path = Path(root) / cfg["extends"]  # an absolute path stays as it is
     try:
-        base = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except OSError as e:
         raise ConfigError(f"config key 'extends': cannot read {path}: {e.strerror}") from None
-    return merged(with_extends(base, root), {k: v for k, v in cfg.items() if k != "extends"})
+    return merged(with_extends(read_yaml(path, text), root), {k: v for k, v in cfg.items() if k != "extends"})
+
+
+def read_yaml(path, text: str | None = None) -> dict:
+    """A config file's mapping; a YAML error names the file, line and column."""
+    try:
+        cfg = yaml.safe_load(Path(path).read_text() if text is None else text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(cfg).__name__}")
+    return cfg
 
 
 def load_config(path) -> dict:
-    return validate_config(with_extends(yaml.safe_load(Path(path).read_text())))
+    return validate_config(with_extends(read_yaml(path)))
+
+
+if __name__ == "__main__":  # `python -m prefalign.config FILE`: Snakemake's own YAML error names no line
+    import sys
+
+    try:
+        read_yaml(sys.argv[1])
+    except ConfigError as e:
+        sys.exit(str(e))

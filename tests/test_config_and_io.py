@@ -111,6 +111,20 @@ def test_a_nan_in_the_config_file_stops_snakemake_n(tmp_path):
     assert re.search(r"config key 'training\.miniature\.lr': not a finite number", out.stdout + out.stderr)
 
 
+def test_a_yaml_error_names_file_line_and_column(tmp_path):
+    """Snakemake's own message for a broken --configfile names no line; `make reproduce`
+    checks the file first."""
+    from prefalign.config import read_yaml
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("results: /tmp/x\nruns:\n  a: {preferences: dpo\n  b: 1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:4:4: not valid YAML"):
+        read_yaml(bad)
+    make = subprocess.run(["make", "-s", "reproduce", f"CONFIG={bad}"], cwd=ROOT, capture_output=True, text=True)
+    assert make.returncode != 0 and re.search(r"bad.yaml:4:4: not valid YAML", make.stderr), make.stderr[-2000:]
+    assert "Building DAG" not in make.stdout + make.stderr  # stopped before Snakemake
+
+
 def test_snakemake_validate_uses_the_same_schema(cfg):
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
