@@ -70,8 +70,8 @@ ablations: venv
 	$(call SNAKEMAKE_RUN,configs/miniature_ablations.yaml)
 	@echo "Tables: results/tables/ (ablation_*.md besides the default's)"
 
-# `make test` (CI) leaves out the one-node SLURM run (marker `cluster`) and the variants of
-# paths it already tests (marker `extended`); `make test-all` runs every test.
+# `make test` (CI) leaves out the one-node SLURM run (marker `cluster`) and the longer runs of
+# paths it covers more cheaply (marker `extended`); `make test-all` runs every test.
 test: venv
 	$(PY) -m pytest -q --durations=15 -m "not cluster and not extended" tests
 

@@ -1,12 +1,12 @@
-"""Checkpoints of a training (preference training, the miniature's SFT), so a kill, a time limit or a preemption costs the
-steps since the last one, not the whole run.
+"""Checkpoints of a training (preference training, the miniature's SFT), so a kill, a time
+limit or a preemption costs the steps since the last one, not the whole run.
 
 Every `checkpoint_every` steps, and at the end of the step during which SIGTERM or SIGUSR1
 arrived (a scheduler's warning before its time limit or a preemption), each process writes
 atomically its trainable weights, optimizer and scheduler states, torch's RNG states, the
-loop's own state (log rows so far, its data order) and the next step. A rerun on the same inputs and settings resumes there and ends
-byte-identical on the same machine to an uninterrupted run: the data order is drawn from the
-seed before the first step, and the RNG states are restored. A checkpoint made from other
+loop's own state (log rows so far, its data order) and the next step. A rerun on the same
+inputs and settings resumes there and ends byte-identical on the same machine to an
+uninterrupted run: the loop's data order and RNG states are restored. A checkpoint made from other
 inputs or settings is discarded, with a log line saying so.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .provenance import canonical
 from .io import atomic_path
+from .provenance import canonical
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,10 @@ class Stopped(RuntimeError):
 
 def fingerprint(settings: dict, files: list) -> str:
     """What a checkpoint is valid for: the settings (but how often to checkpoint), and each
-    input file's size and modification time (any rewrite of an input discards the checkpoint)."""
+    input file's size and modification time (any rewrite of an input discards the checkpoint);
+    None in `files` is no file."""
     stats = []
-    for f in files:
+    for f in filter(None, files):
         for p in sorted(Path(f).rglob("*")) if Path(f).is_dir() else [Path(f)]:
             if p.is_file():
                 s = p.stat()
@@ -131,7 +132,6 @@ class Checkpoints:
         if stop:
             raise Stopped(f"{self.name}: stopped on a signal after step {next_step} of {total}; "
                           f"checkpoint in {self.folder}, a rerun resumes from it")
-
 
 
 def rank_file(folder, rank: int) -> Path:

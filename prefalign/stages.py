@@ -524,7 +524,7 @@ def train(pref_path, model_dir, adapter_dir, log_csv, curves_png, title: str, ob
     checkpoints = Path(adapter_dir).parent / "checkpoint"
     key = checkpoint.fingerprint({"objective": obj_cfg, "training": tcfg, "seed": seed,
                                   "device": device, "dtype": dtype},
-                                 [pref_path, reference_path, model_dir] if reference_path else [pref_path, model_dir])
+                                 [pref_path, reference_path, model_dir])
     rows = train_preferences(model, processor, records,
                              lambda r: open_image("", r["image"], pref_path, r["id"]),
                              objective(obj_cfg["loss"]), obj_cfg, tcfg, seed, device,
