@@ -78,8 +78,11 @@ test: venv
 test-all: venv
 	$(PY) -m pytest -q --durations=15 tests
 
+# tests/test_workflow.py and tests/test_structure.py run the same three checks
 lint: venv
 	$(VENV)/bin/snakemake --lint --configfile $(CONFIG)
+	$(VENV)/bin/snakefmt --check Snakefile rules/
+	$(VENV)/bin/ruff check prefalign scripts tests benchmarks
 
 dag: venv
 	$(VENV)/bin/snakemake --rulegraph --configfile $(CONFIG) | dot -Tpng > dag.png

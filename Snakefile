@@ -43,6 +43,6 @@ include: "rules/tables.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.tables.output,
-    default_target: True

@@ -37,7 +37,7 @@ def build_model(world_dir, model_path):
     if model_path:
         from prefalign.model import load_model
         return load_model(model_path)
-    from prefalign.stages import world_corpus
+    from prefalign.stages.train_base_model import world_corpus
     from prefalign.tiny_vlm import build_tiny_llava
 
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())

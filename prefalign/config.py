@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from .evaluation import is_miniature
 from .io import non_finite_field
 
 SCHEMA = Path(__file__).parent / "schemas" / "config.schema.yaml"
@@ -107,7 +108,7 @@ def validate_config(cfg: dict) -> dict:
     bm = cfg["base_model"]
     needs_world = (bm["kind"] == "tiny_llava"
                    or any("{world}" in p["source"]["path"] for p in cfg["prompt_sets"].values())
-                   or any(t.startswith("prefalign_") for t in cfg["evaluation"]["tasks"]))
+                   or any(map(is_miniature, cfg["evaluation"]["tasks"])))
     if needs_world and "world" not in cfg:
         raise ConfigError("config key 'world': required by the tiny base model, a '{world}' prompt "
                           "source or a prefalign_* benchmark")

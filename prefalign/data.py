@@ -1,5 +1,6 @@
 """Prompt sources from local files: LLaVA conversation JSON (the miniature world, LLaVA-665k,
-LLaVA-Instruct-150K), POVID's released preference JSON and RLAIF-V's released parquet files."""
+LLaVA-Instruct-150K), POVID's released preference JSON and RLAIF-V's released parquet files;
+the workflow's own prompt and description files."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from .io import RecordError, read_json, require
+from .io import RecordError, read_json, read_jsonl, require
 
 
 @dataclass(frozen=True)
@@ -160,3 +161,20 @@ def extract_rlaif_v_images(path, ids: set[str], image_root) -> None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(dest) as tmp:
                 tmp.write_bytes(data)
+
+
+def read_prompts(path) -> list[dict]:
+    """A prompt file of the sample_prompts stage: id, image and question of every record."""
+    recs = read_jsonl(path)
+    for i, r in enumerate(recs, 1):
+        for f in ("id", "image", "question"):
+            require(r, f, str, path, f"line {i}")
+    return recs
+
+
+def read_descriptions(path) -> dict[str, str]:
+    """A description file of the describe_images stage: prompt id -> the image's description."""
+    out = {}
+    for i, r in enumerate(read_jsonl(path), 1):
+        out[require(r, "id", str, path, f"line {i}")] = require(r, "description", str, path, f"line {i}")
+    return out

@@ -186,9 +186,9 @@ def label_accuracy_vs_gain(deltas: pd.DataFrame, label_accuracy: pd.DataFrame,
 
 
 def plot_label_accuracy_vs_gain(points: pd.DataFrame, correlations: pd.DataFrame, labels: dict[str, str]):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import pyplot
+
+    plt = pyplot()
 
     metrics = list(dict.fromkeys(points.metric))
     fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(4.2 * max(len(metrics), 1), 3.6), squeeze=False)
@@ -231,7 +231,7 @@ def write_deltas(out_dir: Path, samples: dict[str, list[dict]], labels: dict[str
 
 def write_label_accuracy_vs_gain(out_dir: Path, deltas: pd.DataFrame, accuracy: pd.DataFrame,
                                  run_preferences: dict[str, str], labels: dict[str, str]) -> None:
-    from .stages import save_figure
+    from .plots import save_figure
     from .tables import write_table
 
     points, correlations = label_accuracy_vs_gain(deltas, accuracy, run_preferences)

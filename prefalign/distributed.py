@@ -3,7 +3,7 @@
 Each process scores its share of each batch; the adapter gradients are summed over
 processes before clipping and the optimizer step, so N processes take the very step one
 process takes with gradient accumulation over the same batch (tested with 2 CPU processes
-on gloo). `training.<setting>.processes: N` makes the train stage relaunch itself with
+on gloo). `training.<setting>.processes: N` makes the train stage start its worker module with
 `torch.distributed.run --standalone --nproc_per_node N`. By default every process holds the
 whole model; with `fsdp: true` the processes split every weight, gradient and optimizer
 state between them (`shard_model`), for adapters whose training state does not fit beside
@@ -21,7 +21,7 @@ import tempfile
 import torch
 import torch.distributed as dist
 
-log = logging.getLogger("prefalign")
+log = logging.getLogger(__name__)
 
 
 def world() -> tuple[int, int]:
@@ -129,21 +129,13 @@ def finish() -> None:
         dist.destroy_process_group()
 
 
-def launch(processes: int, stage_kwargs: dict) -> None:
-    """Run `stages.train(**stage_kwargs)` in `processes` torchrun processes on this node."""
+def launch(processes: int, worker: str, kwargs: dict) -> None:
+    """Run module `worker` in `processes` torchrun processes on this node; each reads its
+    keyword arguments from the JSON file named by its one argument."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(stage_kwargs, f)
+        json.dump(kwargs, f)
     try:
         subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                        f"--nproc_per_node={processes}", "-m", "prefalign.distributed", f.name], check=True)
+                        f"--nproc_per_node={processes}", "-m", worker, f.name], check=True)
     finally:
         os.unlink(f.name)
-
-
-if __name__ == "__main__":  # a torchrun worker
-    from . import stages
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    with open(sys.argv[1]) as fh:
-        kwargs = json.load(fh)
-    stages.train(**kwargs)

@@ -14,8 +14,13 @@ from pathlib import Path
 
 import yaml
 
-log = logging.getLogger("prefalign")
+log = logging.getLogger(__name__)
 TASK_TEMPLATES = Path(__file__).parent / "lmms_tasks"
+
+
+def is_miniature(task: str) -> bool:
+    """A benchmark of the miniature world (`prefalign/lmms_tasks/`), not from lmms-eval's registry."""
+    return task.startswith("prefalign_")
 
 
 def write_task_dir(dest: Path, data_dir: Path) -> Path:
@@ -71,8 +76,8 @@ def check_responses(samples: dict, model_name: str, failures_raise: bool = False
             log.warning("evaluate: %s: %d of %d answers are empty", task, empty, len(rows))
 
 
-def run_lmms_eval(model_path: str, adapter: str | None, tasks: list[str], task_dir: Path,
-                  limit: int | None, model_name: str = "llava_hf", dtype: str = "float32",
+def run_lmms_eval(model_path: str, adapter: str | None, tasks: list[str], task_dir: Path, *,
+                  limit: int | None = None, model_name: str = "llava_hf", dtype: str = "float32",
                   device: str = "cpu", model_args: dict | None = None, batch_size: int = 1) -> tuple[dict, dict]:
     """Return (aggregate results per task, per-sample metric rows per task). `model_args` go to
     the lmms-eval model class as given (e.g. Qwen2.5-VL's `max_pixels`), over device, dtype and
@@ -90,7 +95,7 @@ def run_lmms_eval(model_path: str, adapter: str | None, tasks: list[str], task_d
         lm._model = attach_adapter(lm._model, adapter).eval()
     # The miniature's tasks come from task_dir; the papers' benchmarks from lmms-eval's registry.
     manager = TaskManager(include_path=str(task_dir) if task_dir else None,
-                          include_defaults=any(not t.startswith("prefalign_") for t in tasks),
+                          include_defaults=not all(map(is_miniature, tasks)),
                           model_name=getattr(model_class, "task_model_name", model_name))
     out = simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=limit,
                           log_samples=True, batch_size=batch_size, device=device)

@@ -6,6 +6,7 @@ every writer goes through `atomic_path`: write to a temporary sibling, then rena
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import math
 import os
@@ -52,6 +53,14 @@ def write_jsonl(path, records: Iterable[dict]) -> int:
             f.write(json.dumps(rec, sort_keys=True) + "\n")
             n += 1
     return n
+
+
+def write_csv(path, rows: list[dict]) -> None:
+    """Rows of one set of keys, the first row's key order as columns."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def read_json(path) -> Any:

@@ -92,18 +92,3 @@ def selected(items: list[dict], groups: list[list[list[dict]]], width: int, mask
             out[m, :len(row)] = row
             m += 1
     return out.to(mask.device)
-
-
-def reference_logps(pref_path, model_dir, out_path, device: str = "cpu", dtype: str = "float32") -> None:
-    """Stage entry point: score every response of a preference file under the base model."""
-    from .data import open_image
-    from .io import read_jsonl
-    from .methods.records import validate_record
-    from .model import load_model
-
-    records = [validate_record(r, pref_path, f"line {i}") for i, r in enumerate(read_jsonl(pref_path), 1)]
-    model, processor = load_model(model_dir, dtype=dtype, device=device)
-    per_record = compute(records, model.eval(), processor, lambda r: open_image("", r["image"], pref_path, r["id"]))
-    write(out_path, per_record)
-    log.info("reference log-probs of %d responses of %d records -> %s",
-             sum(map(len, per_record)), len(records), out_path)

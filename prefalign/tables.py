@@ -6,7 +6,6 @@ benchmark's own aggregate (so F1 and CHAIR are bootstrapped as the metrics they 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -227,9 +226,9 @@ def to_markdown(df: pd.DataFrame, title: str, note: str = "", scale: float = 100
 
 
 def plot_main(df: pd.DataFrame):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import pyplot
+
+    plt = pyplot()
 
     labels = [m[2] for m in METRICS if m[2] in df.columns]
     fig, axes = plt.subplots(1, len(labels), figsize=(2.6 * len(labels), 3.2))
@@ -311,53 +310,3 @@ def benchmark_table(models: dict[str, list[str]], labels: dict[str, str], tasks:
     if paper:
         note += f" Reported numbers: {paper['source']}." + (f" {paper['note']}" if paper.get("note") else "")
     return pd.DataFrame(rows), note
-
-
-def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, main_rows, ablations,
-                 diversity_sets, tasks, *, control: str | None = None,
-                 run_preferences: dict[str, str] | None = None) -> None:
-    """Every table the configuration calls for (see rules/common.smk: table_outputs).
-    `control`: the positive control's run; `run_preferences`: run -> its preference set."""
-    from .deltas import write_deltas, write_label_accuracy_vs_gain
-    from .io import atomic_path
-    from .stages import save_figure
-
-    out_dir = Path(out_dir)
-    conf = int(round(100 * tcfg["confidence"]))
-    note = (f"Mean over seeds, in percent, with a {conf}% hierarchical bootstrap interval "
-            f"(seeds, then items; {tcfg['bootstrap_samples']} resamples).")
-    if any(t.startswith("prefalign_") for t in tasks):
-        main = main_table({m: models[m] for m in ["base", *main_rows]}, labels, tcfg)
-        write_table(out_dir, "main", main, "Miniature benchmarks", note)
-        save_figure(plot_main(main), out_dir / "main.png")
-        for name, a in ablations.items():
-            df = main_table({m: models[m] for m in ["base", *a["runs"]]}, labels, tcfg)
-            write_table(out_dir, f"ablation_{name}", df, a["title"], note)
-        deltas = write_deltas(out_dir, {m: [load_samples(d) for d in dirs] for m, dirs in models.items()}, labels,
-                              tcfg, control)
-        lengths = response_lengths(models, labels, [t for t in tasks if t.startswith("prefalign_")], tcfg)
-        write_table(out_dir, "response_length", lengths, "Response length on the benchmarks (words per response)",
-                    note.replace("in percent", "in words"), scale=1)
-    if answers_path is not None:  # ground truth exists in the miniature only
-        overall, by_groups = label_accuracy(pref_files, answers_path, tcfg)
-        write_table(out_dir, "label_accuracy", overall, "Label accuracy of preference sets against ground truth",
-                    note + " Over every pair of responses in different groups; ties and reversed in percent.")
-        write_table(out_dir, "label_accuracy_by_group", by_groups,
-                    "Ranked groups against ground truth, per pair of groups",
-                    "Shares of response pairs, in percent. Sets ranking more than 5 groups: the pairs of G1 only "
-                    "(every pair is in label_accuracy_by_group.csv).", shown=pairs_with_the_top_group(by_groups))
-        if any(t.startswith("prefalign_") for t in tasks):
-            write_label_accuracy_vs_gain(out_dir, deltas, overall, run_preferences or {}, labels)
-    if diversity_sets:
-        window = tcfg.get("mattr_window", 50)
-        write_table(out_dir, "diversity", diversity(diversity_sets, window, tcfg),
-                    f"Lexical diversity of sampled responses (MATTR-{window})",
-                    note + f" MATTR over the words of each prompt's samples taken together (window {window}; "
-                    "the type-token ratio when shorter).")
-    real = [t for t in tasks if not t.startswith("prefalign_")]
-    if real:
-        df, bnote = benchmark_table({m: models[m] for m in ["base", *main_rows]}, labels, real, tcfg.get("reported"))
-        write_table(out_dir, "benchmarks", df, "Benchmarks", bnote)
-    with atomic_path(out_dir / "sources.json") as tmp:
-        tmp.write_text(json.dumps({"models": models, "preferences": pref_files, "diversity": diversity_sets},
-                                  indent=1, sort_keys=True))

@@ -94,7 +94,7 @@ def chosen_nll(scored: dict) -> torch.Tensor:
 
 
 def accumulate(model, processor, items, load_image, objective: Objective, objective_cfg: dict,
-               micro_batch_size: int, device, batch_size: int | None = None,
+               micro_batch_size: int, device, *, batch_size: int | None = None,
                micro_batches: int = 0, filler=None, chosen_nll_weight: float = 0.0) -> tuple[float, dict]:
     """Backward the batch's mean loss in micro-batches (gradient accumulation: the papers'
     batch of 128 on GPUs that hold a few sequences); returns the loss and metrics, weighted
@@ -137,7 +137,7 @@ def deterministic_algorithms() -> None:
 
 
 def train_preferences(model, processor, records, load_image, objective: Objective, objective_cfg: dict,
-                      tcfg: dict, seed: int, device: str = "cpu", checkpoint_dir=None, checkpoint_key: str = ""):
+                      tcfg: dict, seed: int, *, device: str = "cpu", checkpoint_dir=None, checkpoint_key: str = ""):
     """Train the LoRA-wrapped `model` in place; returns per-step log rows.
 
     Each step scores the groups the objective selects from each record (a pair for DPO,

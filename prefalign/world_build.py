@@ -23,7 +23,7 @@ def conversation_record(rid: str, image: str, qas: list[dict], with_answers: boo
     return {"id": rid, "image": image, "conversations": conv}
 
 
-def generate_split(rng, spec: WorldSpec, n_images: int, prefix: str, image_dir: Path, families,
+def generate_split(rng, spec: WorldSpec, n_images: int, prefix: str, image_dir: Path, families, *,
                    per_image: int | None = None, pope_strategy=None, family_weights=None,
                    scene_filter=None, annotate=None):
     """Yield (image name, scene, qas) for n_images fresh scenes, writing their PNGs.
@@ -71,7 +71,7 @@ def with_consr_turns(rng, scene: dict, qas: list[dict], spec: WorldSpec, share: 
 
 
 def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
-                n_eval: dict, pool_families=FAMILIES, reasoning_share: float = 0.25,
+                n_eval: dict, *, pool_families=FAMILIES, reasoning_share: float = 0.25,
                 consr_share: float = 0.0, pool_family_weights: dict | None = None,
                 progress: bool = True) -> dict:
     """Write the whole world (images, SFT, prompt pool, evaluation sets) into out_dir.

@@ -6,14 +6,14 @@ rule augment:
     output:
         manifest=f"{R}/seed{{seed}}/augment/{{pset}}.{{aug}}.jsonl",
         sheet=f"{R}/seed{{seed}}/augment/{{pset}}.{{aug}}.png",
-    params:
-        aug=lambda wc: setting("augmentations", wc.aug),
-        upstream=lambda wc: upstream(config, ("prompt_sets", wc.pset)),
-    conda:
-        "../envs/prefalign.yaml"
     log:
         f"{R}/logs/augment.{{pset}}.{{aug}}.seed{{seed}}.log",
     benchmark:
-        f"{R}/benchmarks/augment.{{pset}}.{{aug}}.seed{{seed}}.tsv",
+        f"{R}/benchmarks/augment.{{pset}}.{{aug}}.seed{{seed}}.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    params:
+        aug=lambda wc: setting("augmentations", wc.aug),
+        upstream=lambda wc: upstream(config, ("prompt_sets", wc.pset)),
     script:
         "../scripts/augment.py"

@@ -9,6 +9,12 @@ rule build_preferences:
     output:
         prefs=f"{R}/seed{{seed}}/preferences/{{prefset}}.jsonl",
         stats=f"{R}/seed{{seed}}/preferences/{{prefset}}.stats.json",
+    log:
+        f"{R}/logs/build_preferences.{{prefset}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/build_preferences.{{prefset}}.seed{{seed}}.tsv"
+    conda:
+        "../envs/prefalign.yaml"
     params:
         pref=lambda wc: setting("preference_sets", wc.prefset),
         clip=lambda wc: setting("clip_models", config["preference_sets"][wc.prefset].get("clip")),
@@ -17,11 +23,5 @@ rule build_preferences:
         upstream=lambda wc: upstream(config, ("preference_sets", wc.prefset)),
         device=config["device"],
         dtype=config["dtype"],
-    conda:
-        "../envs/prefalign.yaml"
-    log:
-        f"{R}/logs/build_preferences.{{prefset}}.seed{{seed}}.log",
-    benchmark:
-        f"{R}/benchmarks/build_preferences.{{prefset}}.seed{{seed}}.tsv",
     script:
         "../scripts/build_preferences.py"

@@ -1,5 +1,8 @@
 # Helpers shared by the stage rules: paths and config lookups.
+import re
+
 from prefalign.config import validate_config
+from prefalign.evaluation import is_miniature
 from prefalign.provenance import GLOBAL as GLOBAL_SETTINGS, canonical, closure, run_order, upstream
 
 validate_config(config)  # cross-references the schema cannot express (names the key)
@@ -52,7 +55,7 @@ def world_inputs():
     """The world folder, where anything reads it: prompts, the tiny base model, its benchmarks."""
     uses_world = any("{world}" in p["source"]["path"] for p in config["prompt_sets"].values())
     uses_world |= config["base_model"]["kind"] == "tiny_llava"
-    uses_world |= any(t.startswith("prefalign_") for t in config["evaluation"]["tasks"])
+    uses_world |= any(map(is_miniature, config["evaluation"]["tasks"]))
     return [WORLD] if uses_world else []
 
 
@@ -70,11 +73,16 @@ def shard_path(seed, pset, view, gen, shard, nshards):
     return f"{R}/seed{seed}/responses/shards/{pset}.{view}.{gen}.{shard}-of-{nshards}.jsonl"
 
 
+def generation_wildcard(sharded):
+    """The `gen` wildcard limited to the generations that ask for shards (or to those that do
+    not), so that sample_responses and join_response_shards never claim the same file."""
+    names = [g for g, c in config["generation"].items() if (c.get("shards", 1) > 1) == sharded]
+    return "{gen," + ("|".join(re.escape(n) for n in names) or "(?!)") + "}"  # (?!): matches nothing
+
+
 def response_shards(wildcards):
-    """The shard files sample_responses joins, where the generation asks for shards."""
-    n = config["generation"][wildcards.gen].get("shards", 1)
-    if n == 1:
-        return []
+    """The shard files join_response_shards joins."""
+    n = config["generation"][wildcards.gen]["shards"]
     return [shard_path(wildcards.seed, wildcards.pset, wildcards.view, wildcards.gen, k, n) for k in range(n)]
 
 
@@ -148,16 +156,22 @@ def preference_set_files(seed, prefset):
     files = [f"{R}/seed{seed}/prompts/{p['prompts']}.jsonl"]
     for found in (preference_responses, preference_descriptions, preference_models, preference_world):
         files += found(wc).values()
-    files += [augment_manifest(SimpleNamespace(seed=seed, pset=p["prompts"], view=view))
-              for view, _ in method(p["method"]).needs(p) if view in config["augmentations"]]
+    files += [
+        augment_manifest(SimpleNamespace(seed=seed, pset=p["prompts"], view=view))
+        for view, _ in method(p["method"]).needs(p)
+        if view in config["augmentations"]
+    ]
     return sorted(set(files))
 
 
 def run_files(run, seed):
     """The preference set a run trains on, its reference log-probs, and what they are made from."""
     prefset = config["runs"][run]["preferences"]
-    return [f"{R}/seed{seed}/preferences/{prefset}.jsonl", reference_path(seed, prefset),
-            *preference_set_files(seed, prefset)]
+    return [
+        f"{R}/seed{seed}/preferences/{prefset}.jsonl",
+        reference_path(seed, prefset),
+        *preference_set_files(seed, prefset),
+    ]
 
 
 def run_seeds(run):
@@ -169,7 +183,7 @@ def table_outputs():
     accuracy where ground truth exists, the papers' benchmark table where those run."""
     tasks = config["evaluation"]["tasks"]
     out = [f"{R}/tables/sources.json"]
-    if any(t.startswith("prefalign_") for t in tasks):
+    if any(map(is_miniature, tasks)):
         out += [f"{R}/tables/main.{ext}" for ext in ("md", "csv", "png")]
         out += [f"{R}/tables/deltas.{ext}" for ext in ("md", "csv")]
         if positive_control():
@@ -183,7 +197,7 @@ def table_outputs():
         out += [f"{R}/tables/label_accuracy.md", f"{R}/tables/label_accuracy_by_group.md"]
     if config["tables"].get("diversity"):
         out.append(f"{R}/tables/diversity.md")
-    if any(not t.startswith("prefalign_") for t in tasks):
+    if not all(map(is_miniature, tasks)):
         out += [f"{R}/tables/benchmarks.md", f"{R}/tables/benchmarks.csv"]
     return out
 
@@ -192,9 +206,14 @@ def positive_control():
     """The first run trained on ground-truth pairs as they are (an `oracle` set, labels
     `correct`), or None."""
     sets = config["preference_sets"]
-    return next((run for run, r in config["runs"].items()
-                 if sets[r["preferences"]]["method"] == "oracle" and sets[r["preferences"]]["labels"] == "correct"),
-                None)
+    return next(
+        (
+            run
+            for run, r in config["runs"].items()
+            if sets[r["preferences"]]["method"] == "oracle" and sets[r["preferences"]]["labels"] == "correct"
+        ),
+        None,
+    )
 
 
 def augment_manifest(wildcards):

@@ -5,20 +5,20 @@ rule describe_images:
         model=base_model_dir(),
     output:
         description_path("{seed}", "{pset}", "{cp}"),
+    log:
+        f"{R}/logs/describe_images.{{pset}}.{{cp}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/describe_images.{{pset}}.{{cp}}.seed{{seed}}.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
     params:
         prompt=lambda wc: config["consr_prompts"][wc.cp]["description_prompt"],
         gen=lambda wc: setting("generation", config["consr_prompts"][wc.cp]["description_generation"]),
         upstream=lambda wc: upstream(config, ("prompt_sets", wc.pset), ("consr_prompts", wc.cp)),
         device=config["device"],
         dtype=config["dtype"],
-    threads: 2
-    resources:
-        mem_mb=4000,
-    conda:
-        "../envs/prefalign.yaml"
-    log:
-        f"{R}/logs/describe_images.{{pset}}.{{cp}}.seed{{seed}}.log",
-    benchmark:
-        f"{R}/benchmarks/describe_images.{{pset}}.{{cp}}.seed{{seed}}.tsv",
     script:
         "../scripts/describe_images.py"

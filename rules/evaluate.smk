@@ -7,26 +7,29 @@ if split_evaluation():
         evaluate,
 
 
+EVALUATE_OR_JOIN = "../scripts/join_evaluations.py" if split_evaluation() else "../scripts/evaluate.py"
+
+
 rule evaluate_base:
     """lmms-eval on the base model (seed-independent: greedy decoding)."""
     input:
         unpack(lambda wc: evaluation_inputs("base")),
     output:
         directory(f"{R}/eval/base"),
+    log:
+        f"{R}/logs/evaluate.base.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate.base.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    threads: 2
     params:
         evaluation=canonical(config["evaluation"]),
         upstream=target_upstream("base"),
         device=config["device"],
         dtype=config["dtype"],
-    threads: 2
-    conda:
-        "../envs/prefalign.yaml"
-    log:
-        f"{R}/logs/evaluate.base.log",
-    benchmark:
-        f"{R}/benchmarks/evaluate.base.tsv",
     script:
-        "../scripts/evaluate.py"
+        EVALUATE_OR_JOIN
 
 
 rule evaluate:
@@ -35,20 +38,20 @@ rule evaluate:
         unpack(lambda wc: evaluation_inputs(f"{wc.run}.seed{wc.seed}")),
     output:
         directory(f"{R}/eval/{{run}}.seed{{seed}}"),
+    log:
+        f"{R}/logs/evaluate.{{run}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate.{{run}}.seed{{seed}}.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    threads: 2
     params:
         evaluation=canonical(config["evaluation"]),
         upstream=lambda wc: target_upstream(f"{wc.run}.seed{wc.seed}"),
         device=config["device"],
         dtype=config["dtype"],
-    threads: 2
-    conda:
-        "../envs/prefalign.yaml"
-    log:
-        f"{R}/logs/evaluate.{{run}}.seed{{seed}}.log",
-    benchmark:
-        f"{R}/benchmarks/evaluate.{{run}}.seed{{seed}}.tsv",
     script:
-        "../scripts/evaluate.py"
+        EVALUATE_OR_JOIN
 
 
 rule evaluate_task:
@@ -57,17 +60,17 @@ rule evaluate_task:
         unpack(lambda wc: evaluation_task_inputs(wc.target)),
     output:
         temp(directory(f"{R}/eval/tasks/{{target}}/{{task}}")),
+    log:
+        f"{R}/logs/evaluate.{{target}}.{{task}}.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate_task.{{target}}.{{task}}.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    threads: 2
     params:
         evaluation=lambda wc: canonical({**config["evaluation"], "tasks": [wc.task]}),
         upstream=lambda wc: target_upstream(wc.target),
         device=config["device"],
         dtype=config["dtype"],
-    threads: 2
-    conda:
-        "../envs/prefalign.yaml"
-    log:
-        f"{R}/logs/evaluate.{{target}}.{{task}}.log",
-    benchmark:
-        f"{R}/benchmarks/evaluate_task.{{target}}.{{task}}.tsv",
     script:
         "../scripts/evaluate.py"

@@ -2,13 +2,13 @@ rule make_world:
     """The miniature's synthetic world: images, SFT split, prompt pool, benchmarks."""
     output:
         directory(WORLD),
-    params:
-        world=canonical(config.get("world")),
-    conda:
-        "../envs/prefalign.yaml"
     log:
         f"{R}/logs/make_world.log",
     benchmark:
-        f"{R}/benchmarks/make_world.tsv",
+        f"{R}/benchmarks/make_world.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    params:
+        world=canonical(config.get("world")),
     script:
         "../scripts/make_world.py"

@@ -7,18 +7,18 @@ rule reference_logps:
         upstream=lambda wc: preference_set_files(wc.seed, wc.prefset),
     output:
         reference_path("{seed}", "{prefset}"),
+    log:
+        f"{R}/logs/reference_logps.{{prefset}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/reference_logps.{{prefset}}.seed{{seed}}.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
     params:
         upstream=lambda wc: upstream(config, ("preference_sets", wc.prefset)),
         device=config["device"],
         dtype=config["dtype"],
-    threads: 2
-    resources:
-        mem_mb=4000,
-    conda:
-        "../envs/prefalign.yaml"
-    log:
-        f"{R}/logs/reference_logps.{{prefset}}.seed{{seed}}.log",
-    benchmark:
-        f"{R}/benchmarks/reference_logps.{{prefset}}.seed{{seed}}.tsv",
     script:
         "../scripts/reference_logps.py"

@@ -7,22 +7,20 @@ rule revise_responses:
         responses=response_path("{seed}", "{pset}", "clean", "{gen}"),
     output:
         revision_path("{seed}", "{pset}", "{cp}", "{gen}"),
-    params:
-        template=lambda wc: config["consr_prompts"][wc.cp]["revision_template"],
-        gen=lambda wc: setting("generation", config["consr_prompts"][wc.cp]["revision_generation"]),
-        upstream=lambda wc: upstream(
-            config, ("prompt_sets", wc.pset), ("consr_prompts", wc.cp), ("generation", wc.gen)
-        ),
-        device=config["device"],
-        dtype=config["dtype"],
-    threads: 2
-    resources:
-        mem_mb=4000,
-    conda:
-        "../envs/prefalign.yaml"
     log:
         f"{R}/logs/revise_responses.{{pset}}.{{cp}}.{{gen}}.seed{{seed}}.log",
     benchmark:
-        f"{R}/benchmarks/revise_responses.{{pset}}.{{cp}}.{{gen}}.seed{{seed}}.tsv",
+        f"{R}/benchmarks/revise_responses.{{pset}}.{{cp}}.{{gen}}.seed{{seed}}.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    params:
+        template=lambda wc: config["consr_prompts"][wc.cp]["revision_template"],
+        gen=lambda wc: setting("generation", config["consr_prompts"][wc.cp]["revision_generation"]),
+        upstream=lambda wc: upstream(config, ("prompt_sets", wc.pset), ("consr_prompts", wc.cp), ("generation", wc.gen)),
+        device=config["device"],
+        dtype=config["dtype"],
     script:
         "../scripts/revise_responses.py"

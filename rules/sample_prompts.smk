@@ -5,14 +5,14 @@ rule sample_prompts:
         source=prompt_source,
     output:
         f"{R}/seed{{seed}}/prompts/{{pset}}.jsonl",
-    params:
-        pset=lambda wc: setting("prompt_sets", wc.pset),
-        upstream=upstream(config, globals=("world",)),
-    conda:
-        "../envs/prefalign.yaml"
     log:
         f"{R}/logs/sample_prompts.{{pset}}.seed{{seed}}.log",
     benchmark:
-        f"{R}/benchmarks/sample_prompts.{{pset}}.seed{{seed}}.tsv",
+        f"{R}/benchmarks/sample_prompts.{{pset}}.seed{{seed}}.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    params:
+        pset=lambda wc: setting("prompt_sets", wc.pset),
+        upstream=upstream(config, globals=("world",)),
     script:
         "../scripts/sample_prompts.py"

@@ -1,13 +1,20 @@
 rule sample_responses:
-    """Generate the base model's responses to each prompt under one view (clean or T(I)); with
-    `shards: n` in the generation config, join the n files of sample_responses_shard."""
+    """Generate the base model's responses to each prompt under one view (clean or T(I))."""
     input:
         prompts=f"{R}/seed{{seed}}/prompts/{{pset}}.jsonl",
         model=base_model_dir(),
         manifest=augment_manifest,
-        shards=response_shards,
     output:
-        response_path("{seed}", "{pset}", "{view}", "{gen}"),
+        response_path("{seed}", "{pset}", "{view}", generation_wildcard(sharded=False)),
+    log:
+        f"{R}/logs/sample_responses.{{pset}}.{{view}}.{{gen}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/sample_responses.{{pset}}.{{view}}.{{gen}}.seed{{seed}}.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
     params:
         aug=lambda wc: setting("augmentations", wc.view if wc.view in config["augmentations"] else None),
         gen=lambda wc: setting("generation", wc.gen),
@@ -16,15 +23,6 @@ rule sample_responses:
         ),
         device=config["device"],
         dtype=config["dtype"],
-    threads: 2
-    resources:
-        mem_mb=4000,
-    conda:
-        "../envs/prefalign.yaml"
-    log:
-        f"{R}/logs/sample_responses.{{pset}}.{{view}}.{{gen}}.seed{{seed}}.log",
-    benchmark:
-        f"{R}/benchmarks/sample_responses.{{pset}}.{{view}}.{{gen}}.seed{{seed}}.tsv",
     script:
         "../scripts/sample_responses.py"
 
@@ -37,6 +35,15 @@ rule sample_responses_shard:
         manifest=augment_manifest,
     output:
         temp(shard_path("{seed}", "{pset}", "{view}", "{gen}", "{shard}", "{nshards}")),
+    log:
+        f"{R}/logs/sample_responses.{{pset}}.{{view}}.{{gen}}.seed{{seed}}.{{shard}}-of-{{nshards}}.log",
+    benchmark:
+        f"{R}/benchmarks/sample_responses_shard.{{pset}}.{{view}}.{{gen}}.seed{{seed}}.{{shard}}-of-{{nshards}}.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
     params:
         aug=lambda wc: setting("augmentations", wc.view if wc.view in config["augmentations"] else None),
         gen=lambda wc: setting("generation", wc.gen),
@@ -45,14 +52,26 @@ rule sample_responses_shard:
         ),
         device=config["device"],
         dtype=config["dtype"],
-    threads: 2
-    resources:
-        mem_mb=4000,
-    conda:
-        "../envs/prefalign.yaml"
-    log:
-        f"{R}/logs/sample_responses.{{pset}}.{{view}}.{{gen}}.seed{{seed}}.{{shard}}-of-{{nshards}}.log",
-    benchmark:
-        f"{R}/benchmarks/sample_responses_shard.{{pset}}.{{view}}.{{gen}}.seed{{seed}}.{{shard}}-of-{{nshards}}.tsv",
     script:
         "../scripts/sample_responses.py"
+
+
+rule join_response_shards:
+    """sample_responses of a generation with `shards: n`: its n shard files, in order."""
+    input:
+        response_shards,
+    output:
+        response_path("{seed}", "{pset}", "{view}", generation_wildcard(sharded=True)),
+    log:
+        f"{R}/logs/join_response_shards.{{pset}}.{{view}}.{{gen}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/join_response_shards.{{pset}}.{{view}}.{{gen}}.seed{{seed}}.tsv"
+    localrule: True
+    conda:
+        "../envs/prefalign.yaml"
+    params:
+        upstream=lambda wc: upstream(
+            config, ("prompt_sets", wc.pset), ("augmentations", wc.view), ("generation", wc.gen)
+        ),
+    script:
+        "../scripts/join_response_shards.py"

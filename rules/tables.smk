@@ -3,13 +3,24 @@ rule tables:
     input:
         base=f"{R}/eval/base",
         runs=[d for run in RUNS for d in eval_dirs(run)],
-        prefs=sorted({f"{R}/seed{s}/preferences/{r['preferences']}.jsonl"
-                      for run, r in config["runs"].items() for s in run_seeds(run)}),
+        prefs=sorted(
+            {
+                f"{R}/seed{s}/preferences/{r['preferences']}.jsonl"
+                for run, r in config["runs"].items()
+                for s in run_seeds(run)
+            }
+        ),
         diversity=[diversity_path(s, d) for d in config["tables"].get("diversity", []) for s in SEEDS],
         world=world_inputs(),
         upstream=sorted({f for run in RUNS for s in run_seeds(run) for f in run_files(run, s)}),
     output:
         table_outputs(),
+    log:
+        f"{R}/logs/tables.log",
+    benchmark:
+        f"{R}/benchmarks/tables.tsv"
+    conda:
+        "../envs/prefalign.yaml"
     params:
         runs=canonical(config["runs"]),
         order=run_order(config),
@@ -20,15 +31,16 @@ rule tables:
         upstream=upstream(
             config,
             *[("runs", run) for run in RUNS],
-            *[(section, d[key]) for d in config["tables"].get("diversity", [])
-              for section, key in [("prompt_sets", "prompts"), ("augmentations", "view"), ("generation", "generation")]],
+            *[
+                (section, d[key])
+                for d in config["tables"].get("diversity", [])
+                for section, key in [
+                    ("prompt_sets", "prompts"),
+                    ("augmentations", "view"),
+                    ("generation", "generation"),
+                ]
+            ],
             globals=(*GLOBAL_SETTINGS, "evaluation"),
         ),
-    conda:
-        "../envs/prefalign.yaml"
-    log:
-        f"{R}/logs/tables.log",
-    benchmark:
-        f"{R}/benchmarks/tables.tsv",
     script:
         "../scripts/tables.py"

@@ -9,21 +9,21 @@ rule train:
         adapter=directory(f"{R}/seed{{seed}}/train/{{run}}/adapter"),
         log=f"{R}/seed{{seed}}/train/{{run}}/log.csv",
         curves=f"{R}/seed{{seed}}/train/{{run}}/curves.png",
+    log:
+        f"{R}/logs/train.{{run}}.seed{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/train.{{run}}.seed{{seed}}.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        gpu=training_gpus,
     params:
         objective=lambda wc: setting("objectives", config["runs"][wc.run]["objective"]),
         training=lambda wc: setting("training", config["runs"][wc.run]["training"]),
         upstream=lambda wc: upstream(config, ("runs", wc.run)),
         device=config["device"],
         dtype=config["dtype"],
-    threads: 2
-    resources:
-        mem_mb=4000,
-        gpu=training_gpus,
-    conda:
-        "../envs/prefalign.yaml"
-    log:
-        f"{R}/logs/train.{{run}}.seed{{seed}}.log",
-    benchmark:
-        f"{R}/benchmarks/train.{{run}}.seed{{seed}}.tsv",
     script:
         "../scripts/train.py"

@@ -6,18 +6,18 @@ rule train_base_model:
         model=directory(f"{R}/base_model/model"),
         log=f"{R}/base_model/sft_log.csv",
         competence=f"{R}/base_model/competence.csv",
+    log:
+        f"{R}/logs/train_base_model.log",
+    benchmark:
+        f"{R}/benchmarks/train_base_model.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
     params:
         base=canonical(config["base_model"]),
         upstream=upstream(config, globals=("world",)),
         image_size=config.get("world", {}).get("image_size"),
-    threads: 2
-    resources:
-        mem_mb=4000,
-    conda:
-        "../envs/prefalign.yaml"
-    log:
-        f"{R}/logs/train_base_model.log",
-    benchmark:
-        f"{R}/benchmarks/train_base_model.tsv",
     script:
         "../scripts/train_base_model.py"

@@ -5,15 +5,15 @@ rule train_clip:
     output:
         model=directory(f"{R}/clip/{{clip}}/model"),
         log=f"{R}/clip/{{clip}}/log.csv",
-    params:
-        clip=lambda wc: setting("clip_models", wc.clip),
-        upstream=upstream(config, globals=("world",)),
-    threads: 2
-    conda:
-        "../envs/prefalign.yaml"
     log:
         f"{R}/logs/train_clip.{{clip}}.log",
     benchmark:
-        f"{R}/benchmarks/train_clip.{{clip}}.tsv",
+        f"{R}/benchmarks/train_clip.{{clip}}.tsv"
+    conda:
+        "../envs/prefalign.yaml"
+    threads: 2
+    params:
+        clip=lambda wc: setting("clip_models", wc.clip),
+        upstream=upstream(config, globals=("world",)),
     script:
         "../scripts/train_clip.py"

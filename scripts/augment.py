@@ -1,6 +1,7 @@
-from prefalign import stages
+from prefalign.stages import job
+from prefalign.stages.augment import augment
 
-stages.setup(snakemake)
-stages.augment(snakemake.input.prompts, snakemake.input.model, snakemake.output.manifest,
-               snakemake.output.sheet, snakemake.wildcards.aug, snakemake.params.aug,
-               int(snakemake.wildcards.seed))
+job.setup(snakemake)
+augment(prompts_path=snakemake.input.prompts, model_dir=snakemake.input.model,
+        manifest_path=snakemake.output.manifest, sheet_path=snakemake.output.sheet, name=snakemake.wildcards.aug,
+        augmentation=snakemake.params.aug, seed=int(snakemake.wildcards.seed))

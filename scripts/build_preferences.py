@@ -1,12 +1,10 @@
-from prefalign import stages
+from prefalign.stages import job
+from prefalign.stages.build_preferences import build_preferences
 
-stages.setup(snakemake)
-responses = {tuple(k.split("|")): v for k, v in snakemake.input.items() if "|" in k}
-p = snakemake.params
-stages.build_preferences(snakemake.input.prompts, responses, snakemake.output.prefs,
-                         snakemake.output.stats, p.pref, model_dir=snakemake.input.get("model"),
-                         clip_dir=snakemake.input.get("clip"), clip_cfg=p.clip, device=p.device,
-                         dtype=p.dtype, seed=int(snakemake.wildcards.seed),
-                         descriptions_path=snakemake.input.get("descriptions"),
-                         consr_prompts=p.consr_prompts, augmentations=p.augmentations,
-                         world_dir=snakemake.input.get("world"))
+job.setup(snakemake)
+i, p = snakemake.input, snakemake.params
+build_preferences(prompts_path=i.prompts, response_paths={tuple(k.split("|")): v for k, v in i.items() if "|" in k},
+                  out_path=snakemake.output.prefs, stats_path=snakemake.output.stats, preference_set=p.pref,
+                  seed=int(snakemake.wildcards.seed), model_dir=i.get("model"), clip_dir=i.get("clip"), clip=p.clip,
+                  device=p.device, dtype=p.dtype, descriptions_path=i.get("descriptions"),
+                  consr_prompts=p.consr_prompts, augmentations=p.augmentations, world_dir=i.get("world"))

@@ -1,6 +1,7 @@
-from prefalign import stages
+from prefalign.stages import job
+from prefalign.stages.describe_images import describe_images
 
-stages.setup(snakemake)
+job.setup(snakemake)
 p = snakemake.params
-stages.describe_images(snakemake.input.prompts, snakemake.input.model, snakemake.output[0], p.prompt, p.gen,
-                       int(snakemake.wildcards.seed), p.device, p.dtype)
+describe_images(prompts_path=snakemake.input.prompts, model_dir=snakemake.input.model, out_path=snakemake.output[0],
+                prompt=p.prompt, generation=p.gen, seed=int(snakemake.wildcards.seed), device=p.device, dtype=p.dtype)

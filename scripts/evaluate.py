@@ -1,9 +1,7 @@
-from prefalign import evaluation, stages
+from prefalign.stages import job
+from prefalign.stages.evaluate import evaluate
 
-stages.setup(snakemake)
+job.setup(snakemake)
 i, p = snakemake.input, snakemake.params
-if "task_results" in i.keys():  # evaluation.split_tasks: join evaluate_task's folders
-    evaluation.join_evaluations(i.task_results, p.evaluation["tasks"], snakemake.output[0])
-else:
-    stages.evaluate(i.model, i.get("adapter"), stages.optional_input(snakemake, "world"), snakemake.output[0],
-                    p.evaluation, p.device, p.dtype)
+evaluate(model_dir=i.model, adapter_dir=i.get("adapter"), world_dir=job.optional_input(snakemake, "world"),
+         out_dir=snakemake.output[0], evaluation=p.evaluation, device=p.device, dtype=p.dtype)

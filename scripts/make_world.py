@@ -1,4 +1,5 @@
-from prefalign import stages
+from prefalign.stages import job
+from prefalign.stages.make_world import make_world
 
-stages.setup(snakemake)
-stages.make_world(snakemake.output[0], snakemake.params.world)
+job.setup(snakemake)
+make_world(out_dir=snakemake.output[0], world=snakemake.params.world)

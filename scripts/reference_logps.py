@@ -1,6 +1,6 @@
-from prefalign import stages
-from prefalign.reference import reference_logps
+from prefalign.stages import job
+from prefalign.stages.reference_logps import reference_logps
 
-stages.setup(snakemake)
-reference_logps(snakemake.input.prefs, snakemake.input.model, snakemake.output[0], snakemake.params.device,
-                snakemake.params.dtype)
+job.setup(snakemake)
+reference_logps(prefs_path=snakemake.input.prefs, model_dir=snakemake.input.model, out_path=snakemake.output[0],
+                device=snakemake.params.device, dtype=snakemake.params.dtype)

@@ -1,7 +1,8 @@
-from prefalign import stages
+from prefalign.stages import job
+from prefalign.stages.revise_responses import revise_responses
 
-stages.setup(snakemake)
-p, w = snakemake.params, snakemake.wildcards
-stages.revise_responses(snakemake.input.prompts, snakemake.input.model, snakemake.input.descriptions,
-                        snakemake.input.responses, snakemake.output[0], p.template, w.gen, p.gen, int(w.seed),
-                        p.device, p.dtype)
+job.setup(snakemake)
+i, p, w = snakemake.input, snakemake.params, snakemake.wildcards
+revise_responses(prompts_path=i.prompts, model_dir=i.model, descriptions_path=i.descriptions,
+                 responses_path=i.responses, out_path=snakemake.output[0], template=p.template,
+                 generation_name=w.gen, generation=p.gen, seed=int(w.seed), device=p.device, dtype=p.dtype)

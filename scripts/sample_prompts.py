@@ -1,5 +1,6 @@
-from prefalign import stages
+from prefalign.stages import job
+from prefalign.stages.sample_prompts import sample_prompts
 
-stages.setup(snakemake)
-stages.sample_prompts(snakemake.output[0], snakemake.params.pset, int(snakemake.wildcards.seed),
-                      stages.optional_input(snakemake, "world"))
+job.setup(snakemake)
+sample_prompts(out_path=snakemake.output[0], prompt_set=snakemake.params.pset, seed=int(snakemake.wildcards.seed),
+               world_dir=job.optional_input(snakemake, "world"))

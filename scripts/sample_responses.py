@@ -1,11 +1,9 @@
-from prefalign import stages
+from prefalign.stages import job
+from prefalign.stages.sample_responses import sample_responses
 
-stages.setup(snakemake)
-w, p = snakemake.wildcards, snakemake.params
-if snakemake.input.get("shards"):  # sharded: join the shard files in order
-    stages.join_shards(snakemake.input.shards, snakemake.output[0])
-else:
-    shard = (int(w.shard), int(w.nshards)) if "shard" in w.keys() else (0, 1)
-    stages.sample_responses(snakemake.input.prompts, snakemake.input.model,
-                            snakemake.input.manifest or None, snakemake.output[0], w.view, p.aug,
-                            w.gen, p.gen, int(w.seed), p.device, p.dtype, shard)
+job.setup(snakemake)
+i, p, w = snakemake.input, snakemake.params, snakemake.wildcards
+sample_responses(prompts_path=i.prompts, model_dir=i.model, manifest_path=i.manifest or None,
+                 out_path=snakemake.output[0], view=w.view, augmentation=p.aug, generation_name=w.gen,
+                 generation=p.gen, seed=int(w.seed), device=p.device, dtype=p.dtype,
+                 shard=(int(w.shard), int(w.nshards)) if "shard" in w.keys() else (0, 1))

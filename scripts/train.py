@@ -1,11 +1,10 @@
-from prefalign import stages
+from prefalign.stages import job
+from prefalign.stages.train import train
 
-stages.setup(snakemake)
-o, p = snakemake.output, snakemake.params
-run = snakemake.wildcards.run
+job.setup(snakemake)
+i, o, p, w = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards
 # how often to checkpoint is no param (it changes no output, so it must not rerun the job)
-settings = snakemake.config["training"][snakemake.config["runs"][run]["training"]]
-training = {**p.training, "checkpoint_every": settings["checkpoint_every"]}
-stages.train(snakemake.input.prefs, snakemake.input.model, o.adapter, o.log, o.curves, run,
-             p.objective, training, int(snakemake.wildcards.seed), p.device, p.dtype,
-             reference_path=snakemake.input.reference)
+settings = snakemake.config["training"][snakemake.config["runs"][w.run]["training"]]
+train(prefs_path=i.prefs, model_dir=i.model, adapter_dir=o.adapter, log_csv=o.log, curves_png=o.curves, title=w.run,
+      objective=p.objective, training={**p.training, "checkpoint_every": settings["checkpoint_every"]},
+      seed=int(w.seed), device=p.device, dtype=p.dtype, reference_path=i.reference)

@@ -1,8 +1,10 @@
-from prefalign import stages
+from prefalign.stages import job
+from prefalign.stages.train_base_model import train_base_model
 
-stages.setup(snakemake)
+job.setup(snakemake)
 o = snakemake.output
 # how often to checkpoint is no param (it changes no output, so it must not rerun the job)
-base = {**snakemake.params.base,
-        "sft": {**snakemake.params.base["sft"], "checkpoint_every": snakemake.config["base_model"]["sft"]["checkpoint_every"]}}
-stages.train_base_model(snakemake.input[0], o.model, o.log, o.competence, base, snakemake.params.image_size)
+every = snakemake.config["base_model"]["sft"]["checkpoint_every"]
+base = {**snakemake.params.base, "sft": {**snakemake.params.base["sft"], "checkpoint_every": every}}
+train_base_model(world_dir=snakemake.input[0], model_dir=o.model, log_csv=o.log, competence_csv=o.competence,
+                 base=base, image_size=snakemake.params.image_size)

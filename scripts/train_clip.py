@@ -1,4 +1,6 @@
-from prefalign import stages
+from prefalign.stages import job
+from prefalign.stages.train_clip import train_clip
 
-stages.setup(snakemake)
-stages.train_clip(snakemake.input.world, snakemake.output.model, snakemake.output.log, snakemake.params.clip)
+job.setup(snakemake)
+train_clip(world_dir=snakemake.input.world, out_dir=snakemake.output.model, log_csv=snakemake.output.log,
+           clip=snakemake.params.clip)

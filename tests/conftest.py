@@ -19,7 +19,7 @@ def small_world(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(small_world):
     """A random-weight tiny LLaVA with the world's tokenizer (no training)."""
-    from prefalign.stages import world_corpus
+    from prefalign.stages.train_base_model import world_corpus
     from prefalign.tiny_vlm import build_tiny_llava
 
     return build_tiny_llava(world_corpus(small_world), 30, 10,

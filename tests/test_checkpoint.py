@@ -31,21 +31,21 @@ def inputs(small_world, tiny_model, tmp_path_factory):
 
 
 def in_fresh_process(stage: str, kwargs: dict, fault=None):
-    """`stages.<stage>(**kwargs)` in a process of its own, as a job runs; `fault` (step, signal
-    name) injected."""
+    """`prefalign.stages.<stage>.<stage>(**kwargs)` in a process of its own, as a job runs;
+    `fault` (step, signal name) injected."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFALIGN_FAULT")}
     if fault:
         env.update(PREFALIGN_FAULT_AT_STEP=str(fault[0]), PREFALIGN_FAULT_SIGNAL=fault[1])
     code = ("import json, logging, sys; logging.basicConfig(level=logging.INFO)\n"
-            f"from prefalign import stages; stages.{stage}(**json.loads(sys.argv[1]))")
+            f"from prefalign.stages.{stage} import {stage}; {stage}(**json.loads(sys.argv[1]))")
     return subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], env=env, capture_output=True, text=True)
 
 
 def train(inputs, out, tcfg, fault=None):
     return in_fresh_process("train", dict(
-        pref_path=str(inputs / "prefs.jsonl"), model_dir=str(inputs / "model"), adapter_dir=str(out / "adapter"),
+        prefs_path=str(inputs / "prefs.jsonl"), model_dir=str(inputs / "model"), adapter_dir=str(out / "adapter"),
         log_csv=str(out / "log.csv"), curves_png=str(out / "curves.png"), title="t",
-        obj_cfg={"loss": "dpo", "beta": 0.1}, tcfg=tcfg, seed=3, device="cpu", dtype="float32"), fault)
+        objective={"loss": "dpo", "beta": 0.1}, training=tcfg, seed=3, device="cpu", dtype="float32"), fault)
 
 
 def outputs(out) -> tuple[bytes, bytes]:
@@ -97,7 +97,7 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(inputs, tmp_path):
 
 
 def sft(world, out, checkpoint_every, fault=None):
-    """stages.train_base_model: the miniature's SFT."""
+    """The train_base_model stage: the miniature's SFT."""
     layers = dict(intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
     bcfg = {"kind": "tiny_llava", "tiny": {"patch_size": 10, "vision": {"hidden_size": 32, **layers},
                                            "text": {"hidden_size": 32, **layers, "num_key_value_heads": 2,
@@ -107,7 +107,7 @@ def sft(world, out, checkpoint_every, fault=None):
             "competence_noise_steps": [500]}
     return in_fresh_process("train_base_model", dict(
         world_dir=str(world), model_dir=str(out / "model"), log_csv=str(out / "sft_log.csv"),
-        competence_csv=str(out / "competence.csv"), bcfg=bcfg, image_size=30), fault)
+        competence_csv=str(out / "competence.csv"), base=bcfg, image_size=30), fault)
 
 
 def test_an_interrupted_sft_resumes_byte_identical(small_world, tmp_path):

@@ -57,8 +57,10 @@ def test_the_default_consr_prompts_are_the_ones_the_world_teaches(cfg):
     (lambda c: c["runs"]["seva"].update(objective="nope"), "runs.seva.objective"),
     (lambda c: c["preference_sets"]["seva"].update(augmentation="nope"), "preference_sets.seva.augmentation"),
     (lambda c: c["preference_sets"]["smpro"].pop("groups"), "preference_sets.smpro"),
-    (lambda c: c["preference_sets"]["smpro"]["groups"][1].update(per_view=4), "preference_sets.smpro.groups.1.per_view"),
-    (lambda c: c["preference_sets"]["smpro"]["groups"][2].update(views=["noise900"]), "preference_sets.smpro.groups.2.views"),
+    (lambda c: c["preference_sets"]["smpro"]["groups"][1].update(per_view=4),
+     "preference_sets.smpro.groups.1.per_view"),
+    (lambda c: c["preference_sets"]["smpro"]["groups"][2].update(views=["noise900"]),
+     "preference_sets.smpro.groups.2.views"),
     (lambda c: c["objectives"]["mgp"].pop("steepness"), "objectives.mgp"),
     (lambda c: c["objectives"]["mgp"].update(swap="gumbel"), "objectives.mgp.swap"),
     (lambda c: c["objectives"]["consr"].update(token_shift="both"), "objectives.consr.token_shift"),
@@ -69,12 +71,14 @@ def test_the_default_consr_prompts_are_the_ones_the_world_teaches(cfg):
     (lambda c: c["runs"]["seva"].update(objective="aspo"), "runs.seva.preferences"),
     (lambda c: c["runs"]["seva"].update(objective="consr"), "runs.seva.preferences"),
     (lambda c: c["preference_sets"]["consr"].update(consr_prompts="nope"), "preference_sets.consr.consr_prompts"),
-    (lambda c: c["preference_sets"]["consr"]["candidates"].update(revised=6), "preference_sets.consr.candidates.revised"),
+    (lambda c: c["preference_sets"]["consr"]["candidates"].update(revised=6),
+     "preference_sets.consr.candidates.revised"),
     (lambda c: c["preference_sets"]["consr"].update(corrupt_augmentation="noise900"),
      "preference_sets.consr.corrupt_augmentation"),
     (lambda c: c["preference_sets"]["consr"].pop("noisy_augmentation"), "preference_sets.consr.noisy_augmentation"),
     (lambda c: c["preference_sets"]["consr"].update(**{"lambda": 1.5}), "preference_sets.consr.lambda"),
-    (lambda c: c["preference_sets"]["consr_sampled"].update(selection="noise_pair"), "preference_sets.consr_sampled.selection"),
+    (lambda c: c["preference_sets"]["consr_sampled"].update(selection="noise_pair"),
+     "preference_sets.consr_sampled.selection"),
     (lambda c: c["consr_prompts"]["world"].update(context_template="{prompt}"), "consr_prompts.world.context_template"),
     (lambda c: c["objectives"]["consr"].pop("clip"), "objectives.consr"),
     (lambda c: c["augmentations"].update(revised={"kind": "random_flip"}), "augmentations.revised"),
@@ -194,7 +198,8 @@ def test_seva_text_ocr_selection_from_a_665k_format_file(tmp_path):
     short-answer instruction stripped."""
     from PIL import Image
 
-    from prefalign.stages import read_prompts, sample_prompts
+    from prefalign.data import read_prompts
+    from prefalign.stages.sample_prompts import sample_prompts
 
     suffix = "Answer the question using a single word or phrase."
     recs = []
@@ -209,12 +214,12 @@ def test_seva_text_ocr_selection_from_a_665k_format_file(tmp_path):
     (tmp_path / "mix665k.json").write_text(json.dumps(recs))
     source = {"format": "llava_json", "path": str(tmp_path / "mix665k.json"), "image_root": str(tmp_path),
               "image_prefixes": ["textvqa/", "ocr_vqa/"], "questions_per_image": 2, "strip_suffixes": [suffix]}
-    sample_prompts(tmp_path / "p.jsonl", {"source": source, "n": 6}, 0, None)
+    sample_prompts(out_path=tmp_path / "p.jsonl", prompt_set={"source": source, "n": 6}, seed=0, world_dir=None)
     prompts = read_prompts(tmp_path / "p.jsonl")
     assert sorted(p["id"] for p in prompts) == ["0#0", "0#1", "1#0", "1#1", "3#0", "3#1"]
     assert all(p["question"] == f"q{p['id'][-1]} of {p['id'][0]}?" for p in prompts)
     with pytest.raises(ValueError, match="asked for 7 prompts, the source has 6"):
-        sample_prompts(tmp_path / "q.jsonl", {"source": source, "n": 7}, 0, None)
+        sample_prompts(out_path=tmp_path / "q.jsonl", prompt_set={"source": source, "n": 7}, seed=0, world_dir=None)
 
 
 def test_povid_release_format_prompts_and_errors(tmp_path):
@@ -223,7 +228,8 @@ def test_povid_release_format_prompts_and_errors(tmp_path):
     Two records of one image under one id keep separate prompt ids."""
     from PIL import Image
 
-    from prefalign.stages import read_prompts, sample_prompts
+    from prefalign.data import read_prompts
+    from prefalign.stages.sample_prompts import sample_prompts
 
     (tmp_path / "train2014").mkdir()
     recs = []
@@ -236,7 +242,7 @@ def test_povid_release_format_prompts_and_errors(tmp_path):
                      "rejected_conversations": [human, {"from": "gpt", "value": f"hallucinated {k}"}]})
     (tmp_path / "povid.json").write_text(json.dumps(recs))
     source = {"format": "povid", "path": str(tmp_path / "povid.json"), "image_root": str(tmp_path / "train2014")}
-    sample_prompts(tmp_path / "p.jsonl", {"source": source, "n": 3}, 0, None)
+    sample_prompts(out_path=tmp_path / "p.jsonl", prompt_set={"source": source, "n": 3}, seed=0, world_dir=None)
     prompts = {p["id"]: p for p in read_prompts(tmp_path / "p.jsonl")}
     assert sorted(prompts) == ["000001@1", "000001@2", "000002"]
     assert prompts["000001@2"]["question"] == "What colour is the cup?"
@@ -246,14 +252,17 @@ def test_povid_release_format_prompts_and_errors(tmp_path):
             ("rejected_conversations[0].value",
              lambda r: r["rejected_conversations"].__setitem__(0, {"from": "human", "value": "<image>\nOther?"}),
              "asks a different question"),
-            ("rejected_conversations", lambda r: r["rejected_conversations"].pop(), "1 turns where conversations has 2"),
+            ("rejected_conversations", lambda r: r["rejected_conversations"].pop(),
+             "1 turns where conversations has 2"),
             ("conversations[1]", lambda r: r["conversations"].pop(), "missing the gpt answer")]:
         bad = json.loads(json.dumps(recs))
         change(bad[2])
         (tmp_path / "bad.json").write_text(json.dumps(bad))
-        with pytest.raises(RecordError, match=rf"bad.json.*record 2 \(id 000001\).*field '{re.escape(field)}'.*{message}"):
-            sample_prompts(tmp_path / "q.jsonl", {"source": {**source, "path": str(tmp_path / "bad.json")}, "n": 1},
-                           0, None)
+        where = rf"bad.json.*record 2 \(id 000001\).*field '{re.escape(field)}'"
+        with pytest.raises(RecordError, match=rf"{where}.*{message}"):
+            sample_prompts(out_path=tmp_path / "q.jsonl",
+                           prompt_set={"source": {**source, "path": str(tmp_path / "bad.json")}, "n": 1},
+                           seed=0, world_dir=None)
 
 
 def _rlaif_v_file(path, rows):
@@ -271,7 +280,8 @@ def test_rlaif_v_release_format_prompts_and_images(tmp_path):
 
     from PIL import Image
 
-    from prefalign.stages import read_prompts, sample_prompts
+    from prefalign.data import read_prompts
+    from prefalign.stages.sample_prompts import sample_prompts
 
     def png(colour):
         buf = io.BytesIO()
@@ -286,7 +296,7 @@ def test_rlaif_v_release_format_prompts_and_images(tmp_path):
     _rlaif_v_file(data / "RLAIF-V-Dataset_001.parquet", rows[3:])
     src = {"format": "rlaif_v", "path": str(data), "image_root": str(tmp_path / "images")}
     out = tmp_path / "prompts.jsonl"
-    sample_prompts(out, {"source": src, "n": 3}, seed=1, world_dir=tmp_path)
+    sample_prompts(out_path=out, prompt_set={"source": src, "n": 3}, seed=1, world_dir=tmp_path)
     prompts = read_prompts(out)
     assert len(prompts) == 3 and len({p["id"] for p in prompts}) == 3
     for p in prompts:
@@ -298,7 +308,7 @@ def test_rlaif_v_release_format_prompts_and_images(tmp_path):
     bad[1][2] = " "
     _rlaif_v_file(data / "RLAIF-V-Dataset_001.parquet", bad)
     with pytest.raises(RecordError, match=r"RLAIF-V-Dataset_001.parquet: record row 1: field 'question': empty"):
-        sample_prompts(out, {"source": src, "n": 3}, seed=1, world_dir=tmp_path)
+        sample_prompts(out_path=out, prompt_set={"source": src, "n": 3}, seed=1, world_dir=tmp_path)
     _rlaif_v_file(data / "RLAIF-V-Dataset_001.parquet", rows[2:])  # idx 2 is also in file 000
     with pytest.raises(RecordError, match="field 'idx': duplicate id 2"):
-        sample_prompts(out, {"source": src, "n": 3}, seed=1, world_dir=tmp_path)
+        sample_prompts(out_path=out, prompt_set={"source": src, "n": 3}, seed=1, world_dir=tmp_path)

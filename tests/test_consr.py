@@ -80,7 +80,7 @@ def test_unit_weights_and_equal_lengths_give_dpo_gradients():
     mask = torch.ones(3, 5)
     mask[1, 3:] = 0  # item 1: both responses 3 tokens long
     ones = torch.ones(3, 5)
-    loss, delta = consr_loss(pw, pl, rw, rl, mask, mask, ones, ones, 0.1)
+    loss, delta = consr_loss(pw, pl, rw, rl, mask, mask, ones, ones, beta=0.1)
     loss.sum().backward()
     g_consr = pw.grad.clone(), pl.grad.clone()
     pw.grad = pl.grad = None
@@ -97,7 +97,7 @@ def test_weights_scale_each_tokens_gradient_and_lengths_reweight_the_factor():
     mw, ml = torch.ones(1, 2), torch.ones(1, 4)
     ww, wl = torch.tensor([[1.2, 1.0]]), torch.tensor([[0.8, 1.0, 1.0, 1.0]])
     ref_w, ref_l = torch.tensor([[-0.5, -0.5]]), torch.tensor([[0.5, 0.5, 0.5, 0.5]])
-    loss, delta = consr_loss(pw, pl, ref_w, ref_l, mw, ml, ww, wl, 0.1)
+    loss, delta = consr_loss(pw, pl, ref_w, ref_l, mw, ml, ww, wl, beta=0.1)
     assert delta.item() == pytest.approx(0.3)  # the hand example above
     loss.sum().backward()
     factor = 0.1 * (1 / (1 + math.exp(0.3)))  # beta * sigmoid(-Delta')
@@ -191,7 +191,7 @@ def test_records_keep_every_candidate_ranked_with_scores(small_world, tiny_model
     records, dropped = build_consr_records(
         prompts, responses, cfg, model, processor, lambda p: images[int(p["id"][1])],
         {"p0": "there is a red circle.", "p1": "there is a square."}, View(AugmentSpec("n", "diffusion", 800), 1),
-        W.CONTEXT_TEMPLATE)
+        context_template=W.CONTEXT_TEMPLATE)
     assert dropped == {} and len(records) == 2
     for rec in records:
         ranked = [g[0] for g in rec["groups"]]
@@ -206,7 +206,7 @@ def test_records_keep_every_candidate_ranked_with_scores(small_world, tiny_model
     with pytest.raises(Exception, match="revised candidates asked for"):
         build_consr_records(prompts, responses, {**cfg, "candidates": {"sampled": 3, "revised": 3, "noisy": 0}},
                             model, processor, lambda p: images[0], {"p0": "", "p1": ""},
-                            View(AugmentSpec("n", "diffusion", 800), 1), W.CONTEXT_TEMPLATE)
+                            View(AugmentSpec("n", "diffusion", 800), 1), context_template=W.CONTEXT_TEMPLATE)
 
 
 def test_policy_shift_equals_the_stored_reference_shift_before_training(small_world, tiny_model):
@@ -226,7 +226,7 @@ def test_policy_shift_equals_the_stored_reference_shift_before_training(small_wo
         prompts, {("clean", "s"): sampled}, {"generation": "s", "lambda": 0.8,
                                              "candidates": {"sampled": 3, "revised": 0, "noisy": 0}},
         base, processor, lambda p: images[int(p["id"][1])], {"p0": "a red circle.", "p1": "a square."},
-        View(AugmentSpec("n", "diffusion", 800), 7), W.CONTEXT_TEMPLATE)
+        View(AugmentSpec("n", "diffusion", 800), 7), context_template=W.CONTEXT_TEMPLATE)
     assert records[0]["extras"]["corrupt"] == {"name": "n", "kind": "diffusion", "step": 800, "space": "tensor",
                                                "seed": 7}
     model = add_lora(copy.deepcopy(base), {"r": 4, "alpha": 8})  # B = 0: policy == reference

@@ -4,8 +4,8 @@ import re
 import pytest
 import torch
 
-from prefalign import stages
 from prefalign.io import write_jsonl
+from prefalign.stages.train import train
 
 
 @pytest.mark.slow
@@ -19,7 +19,7 @@ def test_two_processes_train_the_same_adapter_as_one(small_world, tiny_model, tm
     weight, gradient and optimizer state), 2 processes take the steps one process takes."""
     from safetensors.torch import load_file
 
-    from prefalign.stages import world_corpus
+    from prefalign.stages.train_base_model import world_corpus
     from tiny_real_models import tiny_llava_onevision, tiny_qwen2_5_vl
 
     builders = {"llava_onevision": tiny_llava_onevision, "qwen2_5_vl": tiny_qwen2_5_vl}
@@ -44,11 +44,13 @@ def test_two_processes_train_the_same_adapter_as_one(small_world, tiny_model, tm
     adapters = []
     for processes in (1, 2):
         out = tmp_path / f"p{processes}"
-        stages.train(tmp_path / "prefs.jsonl", tmp_path / "model", out / "adapter", out / "log.csv", out / "curves.png",
-                     "t", {"loss": "dpo", "beta": 0.1}, {**tcfg, "processes": processes, "fsdp": fsdp}, 0, "cpu", "float32")
+        train(prefs_path=tmp_path / "prefs.jsonl", model_dir=tmp_path / "model", adapter_dir=out / "adapter",
+              log_csv=out / "log.csv", curves_png=out / "curves.png", title="t", objective={"loss": "dpo", "beta": 0.1},
+              training={**tcfg, "processes": processes, "fsdp": fsdp}, seed=0, device="cpu", dtype="float32")
         adapters.append(load_file(out / "adapter" / "adapter_model.safetensors"))
         if processes == 2 and fsdp:  # each process holds about half of the weights
-            held = [tuple(map(int, m)) for m in re.findall(r"fsdp: process \d holds (\d+) of (\d+)", capfd.readouterr().err)]
+            err = capfd.readouterr().err
+            held = [tuple(map(int, m)) for m in re.findall(r"fsdp: process \d holds (\d+) of (\d+)", err)]
             assert len(held) == 2 and all(0.45 < local / total < 0.55 for local, total in held), held
         assert (out / "log.csv").exists() and (out / "curves.png").exists()
     assert adapters[0].keys() == adapters[1].keys()

@@ -13,7 +13,7 @@ import torch
 from prefalign.methods import OBJECTIVES
 from prefalign.model import (build_scoring_batch, generate, group_scoring_batch, load_model,
                              shared_prefix_token_logps, token_logps)
-from prefalign.stages import world_corpus
+from prefalign.stages.train_base_model import world_corpus
 from prefalign.training import add_lora, train_preferences
 from test_losses_and_logprobs import _images
 from tiny_real_models import tiny_llava_onevision, tiny_qwen2_5_vl
@@ -94,7 +94,7 @@ def test_one_training_step_of_each_objective_moves_only_lora_weights(arch, small
             records, {("clean", "s"): sampled}, {"generation": "s", "lambda": 0.8,
                                                  "candidates": {"sampled": 2, "revised": 0, "noisy": 0}},
             model, processor, lambda r: images[int(r["id"])], {r["id"]: "there is a red circle." for r in records},
-            View(AugmentSpec("noise800", "diffusion", 800), 1), CONTEXT_TEMPLATE)
+            View(AugmentSpec("noise800", "diffusion", 800), 1), context_template=CONTEXT_TEMPLATE)
         assert len(records) == 3 and all("token_prob_shift" in r["groups"][0][0] for r in records)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     cfgs = {"dpo": {"beta": 0.1}, "mgp": {"steepness": 0.1, "swap": "cauchy", "alpha": 0.17},
@@ -111,7 +111,7 @@ def test_tensor_noise_is_per_image_whatever_the_pixel_layout(arch, small_world):
     """Each image's noisy tensor depends on its own (seed, id) only, not on its batch:
     one row per image (LLaVA), anyres crops (OneVision) or flattened patches (Qwen2.5-VL)."""
     from prefalign.augment import AugmentSpec, View, split_images
-    from prefalign.stages import view_pixel_values
+    from prefalign.stages.augment import view_pixel_values
 
     _, processor = arch
     images = _images(small_world, 3)
@@ -137,7 +137,8 @@ def test_gradient_accumulation_equals_one_big_batch(arch, small_world):
     base, processor = arch
     images = _images(small_world, 3)
     records = [{"id": str(k), "image": str(k), "question": q, "extras": {},
-                "groups": [[{"text": rs[0]}], [{"text": "nothing"}]]} for k, (q, rs) in enumerate(zip(QUESTIONS, RESPONSES))]
+                "groups": [[{"text": rs[0]}], [{"text": "nothing"}]]}
+               for k, (q, rs) in enumerate(zip(QUESTIONS, RESPONSES))]
     grads = []
     for micro in (3, 1):
         torch.manual_seed(0)  # LoRA's A matrices are drawn from the global generator

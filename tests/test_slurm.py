@@ -3,7 +3,8 @@
 Needs root (CI runs as root): installs Debian's slurm-wlm and munge when missing, starts
 munged, slurmctld and slurmd, installs the shipped profile with `make slurm-profile`, runs
 the micro config through it (one evaluation job per benchmark), checks that its data and
-evaluation files equal a local run's, and stops the daemons it started. Accounting is off, hence `slurm-status-command: squeue` in the profile.
+evaluation files equal a local run's, and stops the daemons it started. Accounting is off, hence
+`slurm-status-command: squeue` in the profile.
 """
 import os
 import shutil

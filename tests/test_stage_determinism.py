@@ -1,7 +1,12 @@
 """The same config and seed give byte-identical data files (prompts, augment manifests, responses)."""
 import pytest
 
-from prefalign import stages
+from prefalign.stages.augment import augment
+from prefalign.stages.build_preferences import build_preferences
+from prefalign.stages.describe_images import describe_images
+from prefalign.stages.revise_responses import revise_responses
+from prefalign.stages.sample_prompts import sample_prompts
+from prefalign.stages.sample_responses import generation_seed, join_shards, sample_responses, shard_range
 
 
 @pytest.fixture(scope="module")
@@ -14,8 +19,19 @@ def saved_model(tiny_model, tmp_path_factory):
 
 def _prompts(small_world, path, seed):
     pcfg = {"source": {"format": "llava_json", "path": "{world}/pool.json", "image_root": "{world}"}, "n": 12}
-    stages.sample_prompts(path, pcfg, seed, small_world)
+    sample_prompts(out_path=path, prompt_set=pcfg, seed=seed, world_dir=small_world)
     return path.read_bytes()
+
+
+def sample(prompts, model, out, generation, view="clean", augmentation=None, manifest=None, shard=(0, 1)):
+    sample_responses(prompts_path=prompts, model_dir=model, manifest_path=manifest, out_path=out, view=view,
+                     augmentation=augmentation, generation_name="s", generation=generation, seed=1, device="cpu",
+                     dtype="float32", shard=shard)
+
+
+def augment_views(prompts, model, manifest, sheet, augmentation):
+    augment(prompts_path=prompts, model_dir=model, manifest_path=manifest, sheet_path=sheet, name="noise500",
+            augmentation=augmentation, seed=1)
 
 
 def test_prompt_sampling_is_seeded(small_world, tmp_path):
@@ -32,9 +48,8 @@ def test_augment_and_responses_are_byte_identical(small_world, saved_model, tmp_
     outs = []
     for k in range(2):
         m, s, r = tmp_path / f"m{k}.jsonl", tmp_path / f"s{k}.png", tmp_path / f"r{k}.jsonl"
-        stages.augment(tmp_path / "p.jsonl", saved_model, m, s, "noise500", acfg, 1)
-        stages.sample_responses(tmp_path / "p.jsonl", saved_model, m, r, "noise500", acfg, "greedy", gcfg,
-                                1, "cpu", "float32")
+        augment_views(tmp_path / "p.jsonl", saved_model, m, s, acfg)
+        sample(tmp_path / "p.jsonl", saved_model, r, gcfg, "noise500", acfg, m)
         outs.append((m.read_bytes(), r.read_bytes()))
     assert outs[0] == outs[1]
 
@@ -44,14 +59,13 @@ def test_tampered_view_is_caught(small_world, saved_model, tmp_path):
 
     _prompts(small_world, tmp_path / "p.jsonl", 1)
     acfg = {"kind": "diffusion", "step": 500}
-    stages.augment(tmp_path / "p.jsonl", saved_model, tmp_path / "m.jsonl", tmp_path / "s.png", "noise500", acfg, 1)
+    augment_views(tmp_path / "p.jsonl", saved_model, tmp_path / "m.jsonl", tmp_path / "s.png", acfg)
     rows = read_jsonl(tmp_path / "m.jsonl")
     rows[3]["digest"] = "0" * 16
     write_jsonl(tmp_path / "m.jsonl", rows)
     with pytest.raises(RecordError, match="field 'digest'"):
-        stages.sample_responses(tmp_path / "p.jsonl", saved_model, tmp_path / "m.jsonl", tmp_path / "r.jsonl",
-                                "noise500", acfg, "greedy", {"do_sample": False, "max_new_tokens": 4,
-                                                             "batch_size": 4}, 1, "cpu", "float32")
+        sample(tmp_path / "p.jsonl", saved_model, tmp_path / "r.jsonl",
+               {"do_sample": False, "max_new_tokens": 4, "batch_size": 4}, "noise500", acfg, tmp_path / "m.jsonl")
     assert not (tmp_path / "r.jsonl").exists()
 
 
@@ -63,7 +77,7 @@ def test_descriptions_revisions_and_consr_preferences_are_byte_identical(small_w
 
     p = tmp_path / "p.jsonl"
     _prompts(small_world, p, 1)
-    sample = {"do_sample": True, "temperature": 1.2, "max_new_tokens": 5, "num_return_sequences": 2, "batch_size": 5}
+    sampling = {"do_sample": True, "temperature": 1.2, "max_new_tokens": 5, "num_return_sequences": 2, "batch_size": 5}
     greedy = {"do_sample": False, "max_new_tokens": 6, "batch_size": 5}
     aug = {"noise500": {"kind": "diffusion", "step": 500}, "noise800": {"kind": "diffusion", "step": 800}}
     pref = {"method": "consr", "generation": "s", "candidates": {"sampled": 2, "revised": 2, "noisy": 0},
@@ -71,16 +85,20 @@ def test_descriptions_revisions_and_consr_preferences_are_byte_identical(small_w
     outs = []
     for k in range(2):
         c, d, v = tmp_path / f"c{k}.jsonl", tmp_path / f"d{k}.jsonl", tmp_path / f"v{k}.jsonl"
-        stages.sample_responses(p, saved_model, None, c, "clean", None, "s", sample, 1, "cpu", "float32")
-        stages.describe_images(p, saved_model, d, W.DESCRIBE_QUESTION, greedy, 1, "cpu", "float32")
-        stages.revise_responses(p, saved_model, d, c, v, W.REVISION_TEMPLATE, "s", greedy, 1, "cpu", "float32")
+        sample(p, saved_model, c, sampling)
+        describe_images(prompts_path=p, model_dir=saved_model, out_path=d, prompt=W.DESCRIBE_QUESTION,
+                        generation=greedy, seed=1, device="cpu", dtype="float32")
+        revise_responses(prompts_path=p, model_dir=saved_model, descriptions_path=d, responses_path=c, out_path=v,
+                         template=W.REVISION_TEMPLATE, generation_name="s", generation=greedy, seed=1, device="cpu",
+                         dtype="float32")
         out, stats = tmp_path / f"pref{k}.jsonl", tmp_path / f"stats{k}.json"
-        stages.build_preferences(p, {("clean", "s"): c, ("revised", "s"): v}, out, stats, pref, model_dir=saved_model,
-                                 seed=1, descriptions_path=d, augmentations=aug,
-                                 consr_prompts={"context_template": W.CONTEXT_TEMPLATE})
+        build_preferences(prompts_path=p, response_paths={("clean", "s"): c, ("revised", "s"): v}, out_path=out,
+                          stats_path=stats, preference_set=pref, model_dir=saved_model, seed=1, descriptions_path=d,
+                          augmentations=aug, consr_prompts={"context_template": W.CONTEXT_TEMPLATE})
         outs.append([f.read_bytes() for f in (c, d, v, out)])
     assert outs[0] == outs[1]
-    prompts, descriptions, revisions = read_jsonl(p), read_jsonl(tmp_path / "d0.jsonl"), read_jsonl(tmp_path / "v0.jsonl")
+    prompts, descriptions = read_jsonl(p), read_jsonl(tmp_path / "d0.jsonl")
+    revisions = read_jsonl(tmp_path / "v0.jsonl")
     assert [r["id"] for r in descriptions] == [r["id"] for r in revisions] == [r["id"] for r in prompts]
     by_image = {}
     for r in descriptions:  # prompts on the same image share one description
@@ -92,19 +110,18 @@ def test_sharded_sampling_joins_to_the_unsharded_file(small_world, saved_model, 
     _prompts(small_world, tmp_path / "p.jsonl", 1)
     gcfg = {"do_sample": True, "temperature": 1.2, "max_new_tokens": 5, "num_return_sequences": 2, "batch_size": 5}
     whole = tmp_path / "whole.jsonl"
-    stages.sample_responses(tmp_path / "p.jsonl", saved_model, None, whole, "clean", None, "s", gcfg, 1, "cpu", "float32")
+    sample(tmp_path / "p.jsonl", saved_model, whole, gcfg)
     for n in (2, 3, 4):  # 12 prompts in batches of 5: 3 batches, so 4 shards leave one empty
         parts = [tmp_path / f"{k}-of-{n}.jsonl" for k in range(n)]
         for k, part in enumerate(parts):
-            stages.sample_responses(tmp_path / "p.jsonl", saved_model, None, part, "clean", None, "s", gcfg, 1,
-                                    "cpu", "float32", shard=(k, n))
-        stages.join_shards(parts, tmp_path / "joined.jsonl")
+            sample(tmp_path / "p.jsonl", saved_model, part, gcfg, shard=(k, n))
+        join_shards(shard_paths=parts, out_path=tmp_path / "joined.jsonl")
         assert (tmp_path / "joined.jsonl").read_bytes() == whole.read_bytes()
-    assert [len(stages.shard_range(12, 5, (k, 4))) for k in range(4)] == [0, 5, 5, 2]
+    assert [len(shard_range(12, 5, (k, 4))) for k in range(4)] == [0, 5, 5, 2]
 
 
 def test_each_view_samples_from_its_own_stream():
-    seeds = {v: stages.generation_seed(1, v, 64) for v in ("clean", "noise500", "noise800")}
+    seeds = {v: generation_seed(1, v, 64) for v in ("clean", "noise500", "noise800")}
     assert seeds["clean"] == 1 * 1_000_003 + 64  # clean samples are what they always were
     assert len(set(seeds.values())) == 3
-    assert stages.generation_seed(1, "noise500", 64) == seeds["noise500"]  # stable across processes
+    assert generation_seed(1, "noise500", 64) == seeds["noise500"]  # stable across processes

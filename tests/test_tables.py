@@ -73,8 +73,9 @@ def test_benchmark_table_with_reported_numbers_and_skipped_judge_tasks(tmp_path)
     skip = {"mmvet": "skipped: needs a GPT judge and OPENAI_API_KEY is not set"}
     base = _eval_dir(tmp_path / "base", {"pope": {"pope_accuracy,none": 0.859, "alias": "pope"},
                                          "mme": {"mme_perception_score,none": 1500.0}}, skip)
-    runs = [_eval_dir(tmp_path / f"s{k}", {"pope": {"pope_accuracy,none": v}, "mme": {"mme_perception_score,none": 1490.0}},
-                      skip) for k, v in ((1, 0.86), (2, 0.88))]
+    runs = [_eval_dir(tmp_path / f"s{k}", {"pope": {"pope_accuracy,none": v},
+                                           "mme": {"mme_perception_score,none": 1490.0}}, skip)
+            for k, v in ((1, 0.86), (2, 0.88))]
     df, note = benchmark_table({"base": [base], "seva_n500": runs}, {"seva_n500": "SeVa"}, ["pope", "mme", "mmvet"],
                                {"paper": "seva", "rows": {"base": "LLaVA-1.5-7B", "seva_n500": "SeVa-7B"}})
     rows = df.set_index("model")

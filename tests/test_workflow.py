@@ -36,6 +36,9 @@ def test_lint_is_clean():
     out = run(["--lint", "--configfile", "tests/configs/micro.yaml"], ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Lints for" not in out.stdout + out.stderr, out.stdout + out.stderr
+    fmt = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules/"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
 def test_stage_rules_exist_for_until_and_forcerun():
@@ -121,8 +124,9 @@ def test_a_flipped_loss_sign_fails_the_control_check(micro_run, tmp_path, monkey
     run with the DPO loss's sign flipped, as the train stage does, and the check fails."""
     import yaml
 
-    from prefalign import methods, stages
+    from prefalign import methods
     from prefalign.methods.records import Objective
+    from prefalign.stages.train import train
 
     results, _, out = micro_run
     assert out.returncode == 0
@@ -136,10 +140,11 @@ def test_a_flipped_loss_sign_fails_the_control_check(micro_run, tmp_path, monkey
     adapters = {}
     for run in ("oracle", "oracle_reversed"):
         r, out_dir = cfg["runs"][run], tmp_path / run
-        stages.train(results / f"seed1/preferences/{r['preferences']}.jsonl", results / "base_model/model",
-                     out_dir / "adapter", out_dir / "log.csv", out_dir / "curves.png", run, cfg["objectives"]["dpo"],
-                     cfg["training"][r["training"]], 1, "cpu", "float32",
-                     reference_path=results / f"seed1/preferences/{r['preferences']}.reference.safetensors")
+        train(prefs_path=results / f"seed1/preferences/{r['preferences']}.jsonl",
+              model_dir=results / "base_model/model", adapter_dir=out_dir / "adapter", log_csv=out_dir / "log.csv",
+              curves_png=out_dir / "curves.png", title=run, objective=cfg["objectives"]["dpo"],
+              training=cfg["training"][r["training"]], seed=1, device="cpu", dtype="float32",
+              reference_path=results / f"seed1/preferences/{r['preferences']}.reference.safetensors")
         adapters[run] = out_dir / "adapter"
     assert not controls_separate(results, adapters)
 
@@ -199,8 +204,8 @@ def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
     import signal
     import time
 
-    from prefalign import stages
     from prefalign.config import load_config
+    from prefalign.stages.train import train
 
     results, args, out = micro_run
     assert out.returncode == 0
@@ -273,10 +278,11 @@ def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
     assert planned(args, often) == {}
     uninterrupted = tmp_path / "uninterrupted"
     cfg = load_config(often)
-    stages.train(results / "seed1/preferences/oracle_reversed.jsonl", results / "base_model/model",
-                 uninterrupted / "adapter", uninterrupted / "log.csv", uninterrupted / "curves.png", "t",
-                 cfg["objectives"]["dpo"], cfg["training"]["miniature"], 1, "cpu", "float32",
-                 reference_path=results / "seed1/preferences/oracle_reversed.reference.safetensors")
+    train(prefs_path=results / "seed1/preferences/oracle_reversed.jsonl", model_dir=results / "base_model/model",
+          adapter_dir=uninterrupted / "adapter", log_csv=uninterrupted / "log.csv",
+          curves_png=uninterrupted / "curves.png", title="t", objective=cfg["objectives"]["dpo"],
+          training=cfg["training"]["miniature"], seed=1, device="cpu", dtype="float32",
+          reference_path=results / "seed1/preferences/oracle_reversed.reference.safetensors")
     for name in ("adapter/adapter_model.safetensors", "log.csv"):
         assert (uninterrupted / name).read_bytes() == (results / "seed1/train/oracle_reversed" / name).read_bytes()
     prefs.write_text(original)  # the micro run as it was, for test_slurm
@@ -294,6 +300,7 @@ def test_sharded_generation_plans_one_job_per_shard_and_a_join(tmp_path):
     views = {"smpro": 3, "smpro_plain": 1, "consr": 2}  # response files of generation sample2
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.stdout, re.M))
     assert int(counts["sample_responses_shard"]) == 3 * sum(views.values())
+    assert int(counts["join_response_shards"]) == sum(views.values())
     assert "0-of-3.jsonl" in out.stdout and "2-of-3.jsonl" in out.stdout
 
 

@@ -135,7 +135,7 @@ def test_sft_split_teaches_the_reasoning_prompt(small_world):
 
 
 def test_world_sentences_for_clip_are_true_of_their_image(small_world):
-    from prefalign.stages import world_sentences
+    from prefalign.stages.train_clip import world_sentences
 
     pairs = world_sentences(small_world)
     assert pairs and all(s.endswith(".") and s[0].islower() for _, s in pairs)

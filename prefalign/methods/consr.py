@@ -129,7 +129,7 @@ def select_groups(prompt, ranked: list[dict], selection: str) -> tuple[list[list
 
 
 def build_consr_records(prompts, responses, pref_cfg, model, processor, load_image, descriptions,
-                        corrupt_view, context_template: str, batch_size: int = 16):
+                        corrupt_view, *, context_template: str, batch_size: int = 16):
     from tqdm import tqdm
 
     lam, selection = pref_cfg["lambda"], pref_cfg.get("selection", "reward")
@@ -163,7 +163,7 @@ def build(prompts, responses, pref_cfg, resources):
         pref_cfg["corrupt_augmentation"]]), resources["seed"])
     records, dropped = build_consr_records(prompts, responses, pref_cfg, model, processor, resources["load_image"],
                                            resources["descriptions"](), corrupt,
-                                           resources["prompting"]["context_template"])
+                                           context_template=resources["prompting"]["context_template"])
     chosen = [r["groups"][0][0] for r in records]
     rejected = [r["groups"][-1][0] for r in records]
     stats = {"prompts": len(prompts), "kept": len(records), "dropped": dropped,
@@ -187,7 +187,7 @@ def token_visual_weights(shift: torch.Tensor, alpha: float, clip: tuple[float, f
     return (1 + sign * (alpha * shift).clamp(clip[0], clip[1])).detach()
 
 
-def consr_loss(policy_w, policy_l, ref_w, ref_l, mask_w, mask_l, weight_w, weight_l, beta: float):
+def consr_loss(policy_w, policy_l, ref_w, ref_l, mask_w, mask_l, weight_w, weight_l, *, beta: float):
     """L' (Eq. 14) per pair from per-token log-probs [B, T] and masks; also returns Delta'.
 
     Eq. 14 as printed drops the beta that Eq. 10 carries outside the bracket; it is kept,
@@ -248,7 +248,7 @@ def consr_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
         w_w = stored_weights(scored["records"], 0, width, mask[:, 0], cfg, +1)
         w_l = stored_weights(scored["records"], 1, width, mask[:, 1], cfg, -1)
     losses, delta = consr_loss(pol[:, 0], pol[:, 1], ref[:, 0], ref[:, 1], mask[:, 0], mask[:, 1], w_w, w_l,
-                               cfg["beta"])
+                               beta=cfg["beta"])
     margin = (scored["policy"][:, 0] - scored["ref"][:, 0]) - (scored["policy"][:, 1] - scored["ref"][:, 1])
     return losses.mean(), {"reward_margin": margin.mean().item(), "length_normalised_margin": delta.mean().item(),
                            "pair_accuracy": (margin > 0).float().mean().item()}

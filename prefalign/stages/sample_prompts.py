@@ -1,0 +1,72 @@
+"""Rule sample_prompts: `n` prompts (image + question, never an answer) from a prompt source."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from ..data import extract_rlaif_v_images, load_conversations, load_povid, load_rlaif_v, open_image
+from ..io import write_jsonl
+
+
+def resolve(template: str, world_dir) -> str:
+    return template.replace("{world}", str(world_dir))
+
+
+def with_unique_ids(convs):
+    """Records that share an id (a file may hold several records of one image under the
+    image's id) become `<id>@<n>`, n counting that id's records in file order from 1, so every
+    prompt keeps its own id downstream."""
+    counts, seen = Counter(c.id for c in convs), Counter()
+    out = []
+    for c in convs:
+        if counts[c.id] > 1:
+            seen[c.id] += 1
+            c = type(c)(f"{c.id}@{seen[c.id]}", c.image, c.turns)
+        out.append(c)
+    return out
+
+
+def select_conversations(convs, source: dict):
+    """The source's subset: records whose image starts with one of `image_prefixes`, each cut
+    to its first `questions_per_image` questions (SeVa: text+ocr images, 2 questions each)."""
+    prefixes = tuple(source.get("image_prefixes") or ())
+    k = source.get("questions_per_image")
+    out = []
+    for c in convs:
+        if prefixes and not c.image.startswith(prefixes):
+            continue
+        out.append(c if k is None else type(c)(c.id, c.image, c.turns[:k]))
+    return out
+
+
+def strip_suffixes(question: str, suffixes) -> str:
+    for s in suffixes:
+        if question.endswith(s):
+            return question[: -len(s)].rstrip()
+    return question
+
+
+LOADERS = {"llava_json": lambda f: load_conversations(f, require_answers=False), "povid": load_povid,
+           "rlaif_v": load_rlaif_v}
+
+
+def sample_prompts(*, out_path, prompt_set: dict, seed: int, world_dir) -> None:
+    """Draw `n` prompts from the configured source (`{world}` in its paths is `world_dir`)."""
+    source = prompt_set["source"]
+    src, root = resolve(source["path"], world_dir), resolve(source["image_root"], world_dir)
+    convs = LOADERS[source["format"]](src)
+    suffix = f" {prompt_set['reasoning_prompt']}" if prompt_set.get("reasoning_prompt") else ""
+    prompts = [{"id": c.id if len(c.turns) == 1 else f"{c.id}#{k}", "image": str(Path(root) / c.image),
+                "question": strip_suffixes(t.question, source.get("strip_suffixes", ())) + suffix}
+               for c in select_conversations(with_unique_ids(convs), source) for k, t in enumerate(c.turns)]
+    if prompt_set["n"] > len(prompts):
+        raise ValueError(f"{src}: asked for {prompt_set['n']} prompts, the source has {len(prompts)}")
+    pick = sorted(np.random.default_rng(seed).choice(len(prompts), prompt_set["n"], replace=False).tolist())
+    chosen = [prompts[i] for i in pick]
+    if source["format"] == "rlaif_v":  # the released images live inside the parquet files
+        extract_rlaif_v_images(src, {p["id"] for p in chosen}, root)
+    for p in chosen:  # a missing or unreadable image stops here, naming the record
+        open_image("", p["image"], src, p["id"])
+    write_jsonl(out_path, chosen)

@@ -1,0 +1,102 @@
+"""Rule sample_responses: the base model's responses to every prompt under one view, in
+batches; a generation with `shards: n` splits the prompts into n jobs and a join."""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..augment import AugmentSpec, View, split_images, tensor_digest
+from ..data import open_image, read_prompts
+from ..io import RecordError, atomic_path, read_jsonl, write_jsonl
+
+
+def checked_view(view: View, part, expected: dict, manifest_path):
+    """The view's tensor transform, checking each regenerated view against the digest the
+    augment stage recorded (on the very tensor the model is given; no second pass)."""
+    transform = view.pixel_transform([p["id"] for p in part])
+    if not expected:
+        return transform
+
+    def apply(pixel_values, grid=None):
+        pv = pixel_values if transform is None else transform(pixel_values, grid)
+        for p, x in zip(part, split_images(pv, grid)):
+            if expected.get(p["id"]) != tensor_digest(x):
+                raise RecordError(manifest_path, p["id"], "digest",
+                                  "regenerated view differs from the recorded one")
+        return pv
+    return apply
+
+
+def shard_range(n_items: int, batch_size: int, shard: tuple[int, int]) -> range:
+    """Items of shard k of n: a contiguous run of whole batches (so every batch, and its
+    seed, is the one an unsharded job would use)."""
+    k, n = shard
+    n_batches = -(-n_items // batch_size)
+    first, last = k * n_batches // n, (k + 1) * n_batches // n
+    return range(first * batch_size, min(last * batch_size, n_items))
+
+
+def generation_seed(seed: int, view: str, batch_start: int) -> int:
+    """The sampling seed of one batch: from the run's seed, the view and the batch's start.
+
+    Views get their own streams: with a shared stream, samples from a slightly noised image
+    repeat the clean image's samples token for token wherever the noise leaves the
+    distribution nearly unchanged, which is not independent sampling."""
+    offset = 0 if view == "clean" else zlib.crc32(view.encode()) * 7_919
+    return seed * 1_000_003 + batch_start + offset
+
+
+def generate_batches(model, processor, items, images, questions, gcfg: dict, seed: int, desc: str, *,
+                     pixel_transform_for=None, shard: tuple[int, int] = (0, 1),
+                     view: str = "clean") -> list[list[tuple[str, int]]]:
+    """Generate for the shard's items in batches of the generation config; per item (text,
+    n_tokens)s. Sampling is seeded per batch from (seed, view, batch start in the whole
+    list), so a rerun, or the same batch in another shard split, gives the same texts."""
+    from ..model import generate
+
+    out, bs = [], gcfg["batch_size"]
+    span = shard_range(len(items), bs, shard)
+    for s in tqdm(range(span.start, span.stop, bs), desc=desc, mininterval=5):
+        part = items[s:s + bs]
+        out += generate(model, processor, images(part), questions[s:s + bs],
+                        max_new_tokens=gcfg["max_new_tokens"], do_sample=gcfg["do_sample"],
+                        temperature=gcfg.get("temperature", 1.0), top_p=gcfg.get("top_p", 1.0),
+                        num_return_sequences=gcfg.get("num_return_sequences", 1),
+                        pixel_transform=pixel_transform_for(part) if pixel_transform_for else None,
+                        seed=generation_seed(seed, view, s))
+    return out
+
+
+def sample_responses(*, prompts_path, model_dir, manifest_path, out_path, view: str, augmentation: dict | None,
+                     generation_name: str, generation: dict, seed: int, device: str, dtype: str,
+                     shard: tuple[int, int] = (0, 1)) -> None:
+    """Responses to every prompt under the view (`clean` or an augmentation's name), or to
+    shard k of n of them (`join_shards` concatenates the n shard files into exactly the
+    unsharded file). `manifest_path`: the augment stage's digests, checked on every view."""
+    from ..model import load_model
+
+    model, processor = load_model(model_dir, dtype=dtype, device=device)
+    the_view = View(None if view == "clean" else AugmentSpec.from_config(view, augmentation), seed)
+    prompts = read_prompts(prompts_path)
+    expected = {r["id"]: r["digest"] for r in read_jsonl(manifest_path)} if manifest_path else {}
+
+    def images(part):
+        return the_view.images([open_image("", p["image"], prompts_path, p["id"]) for p in part],
+                               [p["id"] for p in part])
+
+    gens = generate_batches(model, processor, prompts, images, [p["question"] for p in prompts], generation, seed,
+                            f"sample {view}/{generation_name}",
+                            pixel_transform_for=lambda part: checked_view(the_view, part, expected, manifest_path),
+                            shard=shard, view=view)
+    mine = [prompts[i] for i in shard_range(len(prompts), generation["batch_size"], shard)]
+    write_jsonl(out_path, [{**p, "view": view, "generation": generation_name,
+                            "responses": [{"text": t, "n_tokens": n} for t, n in g]} for p, g in zip(mine, gens)])
+
+
+def join_shards(*, shard_paths, out_path) -> None:
+    """Concatenate shard files, in shard order, into one file (written atomically)."""
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as out:
+        for p in shard_paths:
+            out.write(Path(p).read_bytes())

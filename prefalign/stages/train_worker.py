@@ -1,0 +1,12 @@
+"""One torchrun process of the train stage: `python -m prefalign.stages.train_worker KWARGS.json`
+(`distributed.launch` starts them; the file holds `train`'s keyword arguments)."""
+import json
+import logging
+import sys
+
+from .train import train
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    with open(sys.argv[1]) as fh:
+        train(**json.load(fh))
