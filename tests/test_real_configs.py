@@ -41,9 +41,10 @@ def test_paper_config_plans_the_whole_dag(config, tmp_path):
                          cwd=ROOT, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     cfg = yaml.safe_load(config.read_text())
-    for rule in ("sample_prompts", "sample_responses", "build_preferences", "train", "evaluate", "evaluate_task",
-                 "tables"):
+    for rule in ("sample_prompts", "build_preferences", "train", "evaluate", "evaluate_task", "tables"):
         assert f"\n{rule} " in out.stdout, rule
+    # a generation with shards is joined by join_response_shards, any other one is sample_responses
+    assert "\nsample_responses " in out.stdout or "\njoin_response_shards " in out.stdout
     assert "make_world" not in out.stdout and "train_base_model" not in out.stdout
     if any(p["method"] == "consr" for p in cfg["preference_sets"].values()):
         assert "\ndescribe_images " in out.stdout and "\nrevise_responses " in out.stdout

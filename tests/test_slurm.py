@@ -97,7 +97,8 @@ def test_micro_config_through_the_installed_profile_equals_a_local_run(slurm_clu
     # A copy of the workflow, so this run's .snakemake folder is its own.
     work = tmp_path / "wf"
     shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", ".snakemake", "results", ".git"))
-    on_slurm = _snakemake(["--profile", "slurm", "--configfile", str(tmp_path / "micro_split.yaml"),
+    on_slurm = _snakemake(["--profile", "slurm", "--max-threads", "1",  # as the local run (conftest)
+                           "--configfile", str(tmp_path / "micro_split.yaml"),
                            "--config", f"results={tmp_path / 'slurm'}"], env, work)
     assert on_slurm.returncode == 0, on_slurm.stdout[-4000:] + on_slurm.stderr[-4000:]
     assert "has been submitted with SLURM jobid" in on_slurm.stdout + on_slurm.stderr
