@@ -10,6 +10,7 @@ regenerated anywhere instead of stored.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -21,20 +22,23 @@ NUM_TRAIN_TIMESTEPS = 1000
 BETA_START, BETA_END = 1e-5, 5e-3
 
 
-def sigmoid_betas(n: int = NUM_TRAIN_TIMESTEPS, start: float = BETA_START, end: float = BETA_END):
-    return torch.sigmoid(torch.linspace(-6, 6, n, dtype=torch.float64)) * (end - start) + start
-
-
+@functools.cache
 def alphas_cumprod() -> torch.Tensor:
-    return torch.cumprod(1.0 - sigmoid_betas(), dim=0)
+    """abar_t of SeVa's schedule, computed by diffusers' DDPMScheduler as SeVa's code does
+    (float32; METHODS.md's formula in float64 agrees to 1e-6, tested)."""
+    from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule="sigmoid", beta_start=BETA_START,
+                         beta_end=BETA_END).alphas_cumprod
 
 
 def noise_coefficients(step: int) -> tuple[float, float]:
-    """(sqrt(abar_t), sqrt(1 - abar_t)) at diffusion step t (0-based, as diffusers indexes)."""
+    """(sqrt(abar_t), sqrt(1 - abar_t)) at diffusion step t (0-based, as diffusers indexes),
+    in float32 as DDPMScheduler.add_noise takes them."""
     if not 0 <= step < NUM_TRAIN_TIMESTEPS:
         raise ValueError(f"noise step must be in [0, {NUM_TRAIN_TIMESTEPS}), got {step}")
-    abar = alphas_cumprod()[step].item()
-    return abar ** 0.5, (1 - abar) ** 0.5
+    abar = alphas_cumprod()[step]
+    return (abar ** 0.5).item(), ((1 - abar) ** 0.5).item()
 
 
 def item_seed(seed: int, item_id: str, tag: str) -> int:

@@ -5,79 +5,17 @@ move the benchmark?" is answered by resampling items once and recomputing both m
 aggregates on that one resample (a paired bootstrap); seeds are averaged on each resample
 (the per-item mean over seeds), so seed variance is not in the interval.
 
-Every miniature metric is a function of sums of per-item columns (accuracy = sum(score) /
-n, F1 = f(sum tp, sum fp, sum fn), CHAIR_i = sum(hallucinated) / sum(mentions), ...), so a
-resample is a vector of item counts and the bootstrap is one matrix product.
+Every miniature metric is a function of sums of per-item columns (`prefalign.metrics`), so
+a resample is a vector of item counts and the bootstrap is one matrix product.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from .world import POPE_TYPES
-
-HIGHER, LOWER = "higher is better", "lower is better"
-
-
-@dataclass(frozen=True)
-class SumMetric:
-    task: str
-    metric: str
-    label: str
-    direction: str
-    columns: Callable[[dict], list[float]]  # one item's summands
-    combine: Callable[[np.ndarray], np.ndarray]  # [..., k] sums -> [...] value
-    counts: Callable[[dict], bool] = lambda row: True  # the items it is computed over (a split)
-
-    def n_items(self, rows: list[dict]) -> int:
-        return sum(map(self.counts, rows))
-
-    def value(self, rows: list[dict]) -> float:
-        return float(self.combine(self.matrix(rows).sum(0)))
-
-    def matrix(self, rows: list[dict]) -> np.ndarray:
-        return np.array([self.columns(r) for r in rows], dtype=np.float64).reshape(len(rows), -1)
-
-
-def ratio(sums: np.ndarray) -> np.ndarray:
-    """sums[..., 0] / sums[..., 1], 0 where the denominator is 0."""
-    num, den = sums[..., 0], sums[..., 1]
-    return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
-
-
-def f1(sums: np.ndarray) -> np.ndarray:
-    """F1 from summed (true positive, false positive, false negative) indicators."""
-    tp, fp, fn = sums[..., 0], sums[..., 1], sums[..., 2]
-    den = 2 * tp + fp + fn
-    return np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), 0.0)
-
-
-def pope_split(split: str) -> SumMetric:
-    return SumMetric("prefalign_pope", f"pope_accuracy_{split}", f"POPE acc {split}", HIGHER,
-                     lambda r: [r["score"] * (r["pope_type"] == split), float(r["pope_type"] == split)], ratio,
-                     counts=lambda r: r["pope_type"] == split)
-
-
-METRICS = [
-    SumMetric("prefalign_pope", "pope_accuracy", "POPE acc", HIGHER, lambda r: [r["score"], 1.0], ratio),
-    *(pope_split(s) for s in POPE_TYPES),
-    SumMetric("prefalign_pope", "pope_f1", "POPE F1", HIGHER,
-              lambda r: [float(r["prediction"] == "yes" and r["answer"] == "yes"),
-                         float(r["prediction"] == "yes" and r["answer"] == "no"),
-                         float(r["prediction"] != "yes" and r["answer"] == "yes")], f1),
-    SumMetric("prefalign_pope", "pope_yes_ratio", "POPE yes-ratio", "closer to the true share of 'yes' is better",
-              lambda r: [float(r["prediction"] == "yes"), 1.0], ratio),
-    SumMetric("prefalign_vqa", "exact_match", "VQA EM", HIGHER, lambda r: [r["score"], 1.0], ratio),
-    SumMetric("prefalign_describe", "chair_i", "CHAIR_i", LOWER, lambda r: [r["hallucinated"], r["mentions"]], ratio),
-    SumMetric("prefalign_describe", "chair_s", "CHAIR_s", LOWER, lambda r: [float(r["hallucinated"] > 0), 1.0], ratio),
-    SumMetric("prefalign_describe", "object_recall", "Object recall", HIGHER,
-              lambda r: [r["recalled"], r["objects"]], ratio),
-]
-
+from .metrics import METRICS, SumMetric
 
 def aligned(base: list[dict], run: list[dict], where: str) -> list[dict]:
     """The run's rows in the base's item order; both must hold exactly the same item ids."""

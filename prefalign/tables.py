@@ -13,45 +13,28 @@ import pandas as pd
 import yaml
 
 from .io import read_json, read_jsonl
-from .lmms_tasks import utils as task_utils
+from .metrics import METRICS, mean_of, ratio
 from .scoring import correctness
-from .world import POPE_TYPES
 
-# (task, metric, column label, aggregate over per-sample rows)
-METRICS = [
-    ("prefalign_pope", "pope_accuracy", "POPE acc", task_utils.pope_accuracy),
-    # POPE's three negative types as separate columns, as the real benchmark reports them
-    *[("prefalign_pope", f"pope_accuracy_{split}", f"POPE {split}",
-       lambda rows, split=split: split_accuracy([r for r in rows if r["pope_type"] == split]))
-      for split in POPE_TYPES],
-    ("prefalign_pope", "pope_f1", "POPE F1", task_utils.pope_f1),
-    ("prefalign_pope", "pope_yes_ratio", "POPE yes-ratio", task_utils.pope_yes_ratio),
-    ("prefalign_vqa", "exact_match", "VQA EM", task_utils.mean_score),
-    ("prefalign_describe", "chair_i", "CHAIR_i (lower better)", task_utils.chair_i),
-    ("prefalign_describe", "chair_s", "CHAIR_s (lower better)", task_utils.chair_s),
-    ("prefalign_describe", "object_recall", "Object recall", task_utils.object_recall),
-]
-
-
-def split_accuracy(rows) -> float:
-    """Accuracy over one POPE split's rows (NaN for a resample that drew none of them)."""
-    return task_utils.pope_accuracy(rows) if rows else float("nan")
-
-
-def hierarchical_bootstrap(per_seed: list[list], aggregate, n: int, confidence: float, seed: int = 0):
-    """(mean, low, high) of the mean-over-seeds of `aggregate`, resampling seeds then items."""
-    point = float(np.mean([aggregate(rows) for rows in per_seed]))
+def hierarchical_bootstrap(per_seed: list[np.ndarray], combine, n: int, confidence: float, seed: int = 0):
+    """(mean, low, high) of the mean over seeds of `combine(column sums)`, resampling seeds, then
+    items within each drawn seed. `per_seed`: one [items, k] matrix of per-item summands per
+    seed (`metrics.SumMetric.matrix`); a resample of items is a vector of counts."""
+    point = float(np.mean([combine(m.sum(0)) for m in per_seed]))
     rng = np.random.default_rng(seed)
     stats = np.empty(n)
     for b in range(n):
         picks = rng.integers(len(per_seed), size=len(per_seed))
-        vals = []
-        for s in picks:
-            rows = per_seed[s]
-            vals.append(aggregate([rows[i] for i in rng.integers(len(rows), size=len(rows))]))
-        stats[b] = np.mean(vals)
+        stats[b] = np.mean([combine(np.bincount(rng.integers(len(per_seed[s]), size=len(per_seed[s])),
+                                                minlength=len(per_seed[s])) @ per_seed[s]) for s in picks])
     a = (1 - confidence) / 2
     return point, float(np.nanquantile(stats, a)), float(np.nanquantile(stats, 1 - a))
+
+
+def mean_and_interval(per_seed: list[list[float]], tcfg: dict) -> tuple[float, float, float]:
+    """hierarchical_bootstrap of the mean of one number per item."""
+    return hierarchical_bootstrap([np.c_[np.asarray(v, dtype=np.float64), np.ones(len(v))] for v in per_seed],
+                                  ratio, tcfg["bootstrap_samples"], tcfg["confidence"])
 
 
 def fmt(point, low, high, scale: float = 100) -> str:
@@ -66,18 +49,17 @@ def load_samples(eval_dir) -> dict[str, list[dict]]:
 
 
 def main_table(models: dict[str, list[str]], labels: dict[str, str], tcfg: dict, metrics=METRICS) -> pd.DataFrame:
-    """models: row name -> eval dirs (one per seed); one column per (task, metric, label,
-    aggregate over per-sample rows)."""
+    """models: row name -> eval dirs (one per seed); one column per metric (with its interval)."""
     rows = []
     for name, dirs in models.items():
         samples = [load_samples(d) for d in dirs]
         row = {"model": labels.get(name, name), "seeds": len(dirs)}
-        for task, metric, label, agg in metrics:
-            if task not in samples[0]:
+        for m in metrics:
+            if m.task not in samples[0]:
                 continue
-            p, lo, hi = hierarchical_bootstrap([s[task] for s in samples], agg,
+            p, lo, hi = hierarchical_bootstrap([m.matrix(s[m.task]) for s in samples], m.combine,
                                                tcfg["bootstrap_samples"], tcfg["confidence"])
-            row[label], row[label + " low"], row[label + " high"] = p, lo, hi
+            row[m.column], row[m.column + " low"], row[m.column + " high"] = p, lo, hi
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -136,7 +118,7 @@ def label_accuracy(pref_files: dict[str, list[str]], answers_path, tcfg: dict) -
             per_seed.append(outcomes)
         if not outcomes_all:
             continue
-        p, lo, hi = hierarchical_bootstrap(per_seed, np.mean, tcfg["bootstrap_samples"], tcfg["confidence"])
+        p, lo, hi = mean_and_interval(per_seed, tcfg)
         o = np.array(outcomes_all)
         rows.append({"preference set": name, "pairs": len(o), "label accuracy": p,
                      "label accuracy low": lo, "label accuracy high": hi,
@@ -178,8 +160,7 @@ def diversity(sets: dict[str, list[str]], window: int, tcfg: dict) -> pd.DataFra
                      for rec in seed] for seed in recs]
         corpus = np.mean([mattr([w for rec in seed for r in rec["responses"] for w in words(r["text"])], window)
                           for seed in recs])
-        p, lo, hi = hierarchical_bootstrap(per_seed, lambda rs: float(np.mean([r["mattr"] for r in rs])),
-                                           tcfg["bootstrap_samples"], tcfg["confidence"])
+        p, lo, hi = mean_and_interval([[r["mattr"] for r in s] for s in per_seed], tcfg)
         rows.append({"responses": label, "prompts": sum(len(s) for s in per_seed), f"MATTR-{window}": p,
                      f"MATTR-{window} low": lo, f"MATTR-{window} high": hi,
                      f"corpus MATTR-{window} (%)": 100 * float(corpus),
@@ -193,15 +174,11 @@ def diversity(sets: dict[str, list[str]], window: int, tcfg: dict) -> pd.DataFra
 PERCENT_COLUMNS = ("ties", "reversed", "more correct")
 
 
-def mean_words(rows: list[dict]) -> float:
-    return float(np.mean([len(words(r["response"][0])) for r in rows]))
-
-
 def response_lengths(models: dict[str, list[str]], labels: dict[str, str], tasks, tcfg: dict) -> pd.DataFrame:
     """Mean words per response on each benchmark, base and every run (ConSR's length-bias
     claim: DPO lengthens answers, its length normalisation curbs that)."""
-    return main_table(models, labels, tcfg,
-                      [(t, "words", f"{t.removeprefix('prefalign_')} words", mean_words) for t in tasks])
+    return main_table(models, labels, tcfg, [mean_of(t, "words", f"{t.removeprefix('prefalign_')} words",
+                                                     lambda r: len(words(r["response"][0]))) for t in tasks])
 
 
 def to_markdown(df: pd.DataFrame, title: str, note: str = "", scale: float = 100) -> str:
@@ -230,7 +207,7 @@ def plot_main(df: pd.DataFrame):
 
     plt = pyplot()
 
-    labels = [m[2] for m in METRICS if m[2] in df.columns]
+    labels = [m.column for m in METRICS if m.column in df.columns]
     fig, axes = plt.subplots(1, len(labels), figsize=(2.6 * len(labels), 3.2))
     for ax, lab in zip(np.atleast_1d(axes), labels):
         y = df[lab].to_numpy() * 100

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from prefalign.deltas import METRICS, aligned, deltas_markdown, deltas_table, paired_delta
+from prefalign.deltas import aligned, deltas_markdown, deltas_table, paired_delta
+from prefalign.metrics import METRICS
 from prefalign.lmms_tasks import utils as task_utils
 
 AGGREGATES = {"pope_accuracy": task_utils.pope_accuracy, "pope_f1": task_utils.pope_f1,

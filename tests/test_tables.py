@@ -3,20 +3,65 @@ import pytest
 import pandas as pd
 
 from prefalign.lmms_tasks.utils import chair_i, pope_f1
+from prefalign.metrics import METRICS, mean_of
 from prefalign.tables import hierarchical_bootstrap, to_markdown
+
+
+def rows_bootstrap(per_seed: list[list], aggregate, n: int, confidence: float, seed: int = 0):
+    """The bootstrap as first written, over rows and an aggregate of rows (the reference)."""
+    point = float(np.mean([aggregate(rows) for rows in per_seed]))
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n)
+    for b in range(n):
+        picks = rng.integers(len(per_seed), size=len(per_seed))
+        stats[b] = np.mean([aggregate([per_seed[s][i] for i in rng.integers(len(per_seed[s]), size=len(per_seed[s]))])
+                            for s in picks])
+    a = (1 - confidence) / 2
+    return point, float(np.nanquantile(stats, a)), float(np.nanquantile(stats, 1 - a))
+
+
+SCORE = mean_of("t", "score", "score", lambda r: r["score"])
 
 
 def test_point_is_mean_over_seeds_and_interval_contains_it():
     seeds = [[{"score": 1.0}] * 30 + [{"score": 0.0}] * 10, [{"score": 1.0}] * 20 + [{"score": 0.0}] * 20]
-    mean = lambda rows: float(np.mean([r["score"] for r in rows]))  # noqa: E731
-    p, lo, hi = hierarchical_bootstrap(seeds, mean, 500, 0.95)
+    p, lo, hi = hierarchical_bootstrap([SCORE.matrix(s) for s in seeds], SCORE.combine, 500, 0.95)
     assert p == (0.75 + 0.5) / 2
     assert lo < p < hi and lo >= 0.4 and hi <= 0.85
 
 
 def test_interval_collapses_without_variation():
     rows = [{"score": 1.0}] * 10
-    assert hierarchical_bootstrap([rows, rows], lambda r: 1.0, 100, 0.95) == (1.0, 1.0, 1.0)
+    assert hierarchical_bootstrap([SCORE.matrix(rows)] * 2, SCORE.combine, 100, 0.95) == (1.0, 1.0, 1.0)
+
+
+def test_each_metric_and_its_bootstrap_equal_the_lmms_task_aggregate_over_resampled_rows():
+    """The sums-and-counts bootstrap draws the resamples the row bootstrap draws, and every
+    metric on a resample equals the benchmark task's own aggregate of those rows."""
+    rng = np.random.default_rng(3)
+    types = ["random", "popular", "adversarial"]
+
+    def pope(k):
+        return [{"score": float(rng.random() < 0.8), "prediction": str(rng.choice(["yes", "no", "other"])),
+                 "answer": str(rng.choice(["yes", "no"])), "pope_type": types[i % 3]} for i in range(k)]
+
+    def describe(k):
+        return [{"mentions": int(m), "hallucinated": int(rng.integers(0, m + 1)), "objects": 3,
+                 "recalled": int(rng.integers(0, 4))} for m in rng.integers(0, 4, size=k)]
+    from prefalign.lmms_tasks import utils as task
+
+    reference = {"pope_accuracy": task.pope_accuracy, "pope_f1": task.pope_f1, "pope_yes_ratio": task.pope_yes_ratio,
+                 "exact_match": task.mean_score, "chair_i": task.chair_i, "chair_s": task.chair_s,
+                 "object_recall": task.object_recall,
+                 **{f"pope_accuracy_{t}": lambda rows, t=t: task.pope_accuracy([r for r in rows if r["pope_type"] == t])
+                    for t in types}}
+    seeds = {"prefalign_pope": [pope(90), pope(60)], "prefalign_vqa": [pope(50), pope(70)],
+             "prefalign_describe": [describe(40), describe(30)]}
+    for m in METRICS:
+        rows = seeds[m.task]
+        ours = hierarchical_bootstrap([m.matrix(r) for r in rows], m.combine, 200, 0.9, seed=5)
+        theirs = rows_bootstrap(rows, reference[m.metric], 200, 0.9, seed=5)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12, err_msg=m.metric)
 
 
 def test_benchmark_aggregates():

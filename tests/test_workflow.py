@@ -94,7 +94,7 @@ def test_micro_dag_end_to_end(micro_run):
     plain = [json.loads(x) for x in (results / "seed1/prompts/smpro_plain.jsonl").read_text().splitlines()]
     assert [p["id"] for p in prompts] == [p["id"] for p in plain]
     assert all(p["question"] == q["question"] + " Answer the question and explain why?" for p, q in zip(prompts, plain))
-    for col in ["POPE acc", "POPE F1", "VQA EM", "CHAIR_i (lower better)", "Object recall"]:
+    for col in ["POPE acc", "POPE acc adversarial", "POPE F1", "VQA EM", "CHAIR_i (lower better)", "Object recall"]:
         assert main[col].between(0, 1).all() and (main[col + " low"] <= main[col]).all()
     labels = pd.read_csv(results / "tables" / "label_accuracy.csv").set_index("preference set")
     assert labels["pairs"].iloc[0] > 0
