@@ -98,3 +98,13 @@ def test_ruff_is_clean():
     out = subprocess.run([sys.executable, "-m", "ruff", "check", "prefalign", "scripts", "tests", "benchmarks"],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_planning_the_workflow_imports_no_torch():
+    """Snakemake reads each method's `needs` and `MODELS` at every start (a dry run, each job on
+    a cluster); importing torch for that costs about 4 s each time."""
+    code = ("import sys; from prefalign import config, provenance; from prefalign.methods import METHODS\n"
+            "[(m.needs, getattr(m, 'MODELS', ())) for m in METHODS.values()]\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

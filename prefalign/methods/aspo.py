@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import re
 
-import torch
-import torch.nn.functional as F
+from ..lazy import F, torch
 
 from ..io import RecordError
 from .records import Objective, pair_groups

@@ -18,7 +18,7 @@ every step (one extra pass without gradient on I~); `reference` uses the stored 
 """
 from __future__ import annotations
 
-import torch
+from ..lazy import torch
 
 from ..io import RecordError
 from .records import Objective, make_record, pair_groups

@@ -4,8 +4,7 @@
 """
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from ..lazy import F, torch
 
 from .records import Objective, pair_groups
 

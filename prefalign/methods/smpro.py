@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn.functional as F
+from ..lazy import F, torch
 
 from ..io import RecordError
 from .records import Objective, all_groups, make_record
