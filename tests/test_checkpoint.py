@@ -66,7 +66,8 @@ def uninterrupted(inputs, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("signal_name,resumed_at", [("KILL", 4), ("TERM", 6)])
+# CI runs TERM (the scheduler's warning) and the SFT's KILL below; make test-all adds KILL here
+@pytest.mark.parametrize("signal_name,resumed_at", [pytest.param("KILL", 4, marks=pytest.mark.extended), ("TERM", 6)])
 def test_an_interrupted_training_resumes_byte_identical(inputs, uninterrupted, tmp_path, signal_name, resumed_at):
     """KILL at step 5 loses the steps since the checkpoint at 4; TERM (a scheduler's warning)
     finishes step 5 and checkpoints at 6 before it stops. Dropout draws from the RNG."""
@@ -83,6 +84,41 @@ def test_an_interrupted_training_resumes_byte_identical(inputs, uninterrupted, t
     assert not (out / "checkpoint").exists()
 
 
+def test_a_checkpoint_is_resumed_for_its_key_only(tmp_path):
+    """The in-process form of the next test (make test-all): a checkpoint comes back, weights
+    and RNG state with it, under the key it was written for, whatever the checkpoint interval;
+    other settings or a rewritten input file make another key, and it is not resumed."""
+    import torch
+
+    from prefalign.checkpoint import Checkpoints, fingerprint
+
+    def trainable():
+        model = torch.nn.Linear(3, 2)
+        opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+        return model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+
+    data = tmp_path / "prefs.jsonl"
+    data.write_text("{}\n")
+    key = fingerprint({"lr": 0.1, "checkpoint_every": 2}, [data, None])
+    model, opt, sched = trainable()
+    with Checkpoints(tmp_path / "ck", key, 2, model, opt, sched) as ck:
+        ck.after_step(1, 5, {"rows": []})  # not due
+        assert not (tmp_path / "ck").exists()
+        ck.after_step(2, 5, {"rows": [1, 2]})
+    weights, rng = model.weight.detach().clone(), torch.get_rng_state()
+    torch.rand(3)
+    assert fingerprint({"lr": 0.1, "checkpoint_every": 3}, [data]) == key
+    other = [fingerprint({"lr": 0.2, "checkpoint_every": 2}, [data])]
+    data.write_text("{} \n")
+    other.append(fingerprint({"lr": 0.1, "checkpoint_every": 2}, [data]))
+    for wrong in other:
+        assert Checkpoints(tmp_path / "ck", wrong, 2, *trainable()).resume() == (0, None)
+    model, opt, sched = trainable()
+    assert Checkpoints(tmp_path / "ck", key, 3, model, opt, sched).resume() == (2, {"rows": [1, 2]})
+    assert torch.equal(model.weight, weights) and torch.equal(torch.get_rng_state(), rng)
+
+
+@pytest.mark.extended
 def test_a_checkpoint_of_other_settings_is_not_resumed(inputs, tmp_path):
     tcfg = {"lora": {"r": 4, "alpha": 8}, "lr": 1e-2, "epochs": 1, "repeat": 2, "batch_size": 2,
             "checkpoint_every": 2}
