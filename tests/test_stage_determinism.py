@@ -125,3 +125,17 @@ def test_each_view_samples_from_its_own_stream():
     assert seeds["clean"] == 1 * 1_000_003 + 64  # clean samples are what they always were
     assert len(set(seeds.values())) == 3
     assert generation_seed(1, "noise500", 64) == seeds["noise500"]  # stable across processes
+
+
+def test_a_reasoning_prompt_is_appended_to_the_same_prompts(small_world, tmp_path):
+    """SMPRO's reasoning prompt: the same records as without it, the prompt after the question."""
+    from prefalign.io import read_jsonl
+
+    source = {"format": "llava_json", "path": "{world}/pool.json", "image_root": "{world}"}
+    sample_prompts(out_path=tmp_path / "plain.jsonl", prompt_set={"source": source, "n": 12}, seed=1,
+                   world_dir=small_world)
+    sample_prompts(out_path=tmp_path / "why.jsonl", seed=1, world_dir=small_world,
+                   prompt_set={"source": source, "n": 12, "reasoning_prompt": "Answer the question and explain why?"})
+    plain, why = read_jsonl(tmp_path / "plain.jsonl"), read_jsonl(tmp_path / "why.jsonl")
+    assert [(p["id"], p["image"]) for p in plain] == [(p["id"], p["image"]) for p in why]
+    assert all(w["question"] == p["question"] + " Answer the question and explain why?" for p, w in zip(plain, why))

@@ -61,9 +61,9 @@ def test_micro_dag_end_to_end(micro_run):
                 "seed1/train/seva/curves.png", "eval/base/results.json", "eval/seva.seed1/samples.jsonl",
                 "tables/main.md", "tables/main.png", "tables/label_accuracy.md", "tables/deltas.md",
                 "tables/label_accuracy_vs_gain.png", "seed1/preferences/seva.reference.safetensors",
-                "seed1/responses/smpro.noise800.sample2.jsonl", "seed1/preferences/smpro_2groups.jsonl",
-                "seed1/train/smpro/adapter/adapter_config.json", "eval/smpro_2groups.seed1/samples.jsonl",
-                "tables/ablation_smpro_groups.md", "tables/label_accuracy_by_group.md", "tables/diversity.md",
+                "seed1/responses/smpro.noise800.sample2.jsonl", "seed1/preferences/smpro.jsonl",
+                "seed1/train/smpro/adapter/adapter_config.json", "eval/smpro.seed1/samples.jsonl",
+                "tables/ablation_seva_aspo.md", "tables/label_accuracy_by_group.md", "tables/diversity.md",
                 "clip/world/model/model.pt", "clip/world/log.csv", "seed1/preferences/aspo.jsonl",
                 "eval/aspo.seed1/samples.jsonl", "seed1/descriptions/consr.world.jsonl",
                 "seed1/revisions/consr.world.sample2.jsonl", "seed1/preferences/consr.jsonl",
@@ -71,7 +71,7 @@ def test_micro_dag_end_to_end(micro_run):
         assert (results / rel).exists(), rel
     main = pd.read_csv(results / "tables" / "main.csv")
     # the controls first, then by preference set; not ablation-only runs
-    assert list(main.model) == ["base", "control: oracle", "control: reversed", "ASPO", "ConSR",
+    assert list(main.model) == ["base", "control: oracle", "control: reversed", "ConSR",
                                 "SeVa (DPO on SeVa pairs)", "SMPRO"]
     consr = [json.loads(x) for x in (results / "seed1/preferences/consr.jsonl").read_text().splitlines()]
     ranked = [g[0] for g in consr[0]["groups"]]
@@ -81,19 +81,15 @@ def test_micro_dag_end_to_end(micro_run):
     aspo = [json.loads(x) for x in (results / "seed1/preferences/aspo.jsonl").read_text().splitlines()]
     units = aspo[0]["groups"][0][0]["units"]
     assert len(units["texts"]) == len(units["similarity"]) == len(units["perplexity"]) >= 1
-    ablation = pd.read_csv(results / "tables" / "ablation_smpro_groups.csv")
-    assert list(ablation.model) == ["base", "SMPRO", "SMPRO two groups"]
+    ablation = pd.read_csv(results / "tables" / "ablation_seva_aspo.csv")
+    assert list(ablation.model) == ["base", "SeVa (DPO on SeVa pairs)", "ASPO"]
     by_group = pd.read_csv(results / "tables" / "label_accuracy_by_group.csv")
     smpro = by_group[by_group["preference set"] == "smpro"]
     assert list(smpro.groups) == ["G1 > G2", "G1 > G3", "G2 > G3"]
     assert list(smpro.pairs) == [12 * 2 * 1, 12 * 2 * 2, 12 * 1 * 2]
     diversity = pd.read_csv(results / "tables" / "diversity.csv")
-    assert list(diversity.responses) == ["plain prompt", "reasoning prompt"]
+    assert list(diversity.responses) == ["reasoning prompt", "ConSR prompts"]
     assert diversity["MATTR-50"].between(0, 1).all()
-    prompts = [json.loads(x) for x in (results / "seed1/prompts/smpro.jsonl").read_text().splitlines()]
-    plain = [json.loads(x) for x in (results / "seed1/prompts/smpro_plain.jsonl").read_text().splitlines()]
-    assert [p["id"] for p in prompts] == [p["id"] for p in plain]
-    assert all(p["question"] == q["question"] + " Answer the question and explain why?" for p, q in zip(prompts, plain))
     for col in ["POPE acc", "POPE acc adversarial", "POPE F1", "VQA EM", "CHAIR_i (lower better)", "Object recall"]:
         assert main[col].between(0, 1).all() and (main[col + " low"] <= main[col]).all()
     labels = pd.read_csv(results / "tables" / "label_accuracy.csv").set_index("preference set")
@@ -105,7 +101,7 @@ def test_micro_dag_end_to_end(micro_run):
     answers = {r: (results / f"eval/{r}/samples.jsonl").read_text() for r in ("base", "oracle.seed1")}
     assert answers["base"] != answers["oracle.seed1"]  # training reaches the benchmark answers
     deltas = pd.read_csv(results / "tables" / "deltas.csv")
-    assert set(deltas.run) == {"oracle", "oracle_reversed", "seva", "smpro", "smpro_2groups", "aspo", "consr"}
+    assert set(deltas.run) == {"oracle", "oracle_reversed", "seva", "smpro", "aspo", "consr"}
     assert (deltas[deltas.metric == "pope_accuracy"].n_items == 24).all()
     assert (deltas.ci_low <= deltas.delta).all() and (deltas.delta <= deltas.ci_high).all()
     assert set(pd.read_csv(results / "tables" / "oracle_fraction.csv").run) == set(deltas.run) - {"oracle"}
@@ -188,7 +184,7 @@ def test_params_rerun_only_what_a_change_reaches(micro_run, tmp_path):
     assert planned(args, relabelled) == {"tables": 1}
     noise = micro_variant(tmp_path / "noise.yaml", lambda c: c["augmentations"]["noise500"].update(step=400))
     dry = run([str(noise) if a.endswith("micro.yaml") else a for a in args] + ["-n"], ROOT)
-    assert set(re.findall(r"seed1/train/(\w+)/adapter", dry.stdout)) == {"smpro", "smpro_2groups", "consr"}
+    assert set(re.findall(r"seed1/train/(\w+)/adapter", dry.stdout)) == {"smpro", "consr"}
     checkpointing = micro_variant(tmp_path / "checkpointing.yaml",
                                   lambda c: c["training"]["miniature"].update(checkpoint_every=1))
     assert planned(args, checkpointing) == {}  # how often a training checkpoints changes no output
@@ -297,7 +293,7 @@ def test_sharded_generation_plans_one_job_per_shard_and_a_join(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     out = run(["-n", "--configfile", str(tmp_path / "c.yaml"), "--config", f"results={tmp_path / 'r'}"], ROOT)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    views = {"smpro": 3, "smpro_plain": 1, "consr": 2}  # response files of generation sample2
+    views = {"smpro": 3, "consr": 2}  # response files of generation sample2
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.stdout, re.M))
     assert int(counts["sample_responses_shard"]) == 3 * sum(views.values())
     assert int(counts["join_response_shards"]) == sum(views.values())
