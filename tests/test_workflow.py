@@ -200,6 +200,8 @@ def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
     import signal
     import time
 
+    import torch
+
     from prefalign.config import load_config
     from prefalign.stages.train import train
 
@@ -267,18 +269,25 @@ def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
     assert locked.returncode != 0 and "LockException" in locked.stdout + locked.stderr
     with_results = micro_variant(tmp_path / "beta3_results.yaml",
                                  lambda c: (checkpointed(c), c.update(results=str(results))))
-    make = subprocess.run(["make", "reproduce", f"CONFIG={with_results}"], cwd=ROOT, env=env,
+    # one core: one thread per job, as the micro run's --max-threads 1 (threads change float sums)
+    make = subprocess.run(["make", "reproduce", "CORES=1", f"CONFIG={with_results}"], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert make.returncode == 0, make.stdout[-3000:] + make.stderr[-3000:]
     assert "resumed from step 2" in train_log.read_text()
     assert planned(args, often) == {}
     uninterrupted = tmp_path / "uninterrupted"
     cfg = load_config(often)
-    train(prefs_path=results / "seed1/preferences/oracle_reversed.jsonl", model_dir=results / "base_model/model",
-          adapter_dir=uninterrupted / "adapter", log_csv=uninterrupted / "log.csv",
-          curves_png=uninterrupted / "curves.png", title="t", objective=cfg["objectives"]["dpo"],
-          training=cfg["training"]["miniature"], seed=1, device="cpu", dtype="float32",
-          reference_path=results / "seed1/preferences/oracle_reversed.reference.safetensors")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(prefs_path=results / "seed1/preferences/oracle_reversed.jsonl",
+              model_dir=results / "base_model/model", adapter_dir=uninterrupted / "adapter",
+              log_csv=uninterrupted / "log.csv",
+              curves_png=uninterrupted / "curves.png", title="t", objective=cfg["objectives"]["dpo"],
+              training=cfg["training"]["miniature"], seed=1, device="cpu", dtype="float32",
+              reference_path=results / "seed1/preferences/oracle_reversed.reference.safetensors")
+    finally:
+        torch.set_num_threads(threads)
     for name in ("adapter/adapter_model.safetensors", "log.csv"):
         assert (uninterrupted / name).read_bytes() == (results / "seed1/train/oracle_reversed" / name).read_bytes()
     prefs.write_text(original)  # the micro run as it was, for test_slurm
