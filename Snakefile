@@ -2,7 +2,7 @@
 # DAG: make_world -> train_base_model -> sample_prompts -> augment -> sample_responses
 #      (ConSR: -> describe_images -> revise_responses)
 #      -> build_preferences (ASPO: + train_clip) -> reference_logps -> train -> evaluate -> tables
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 from prefalign.config import with_extends
 
@@ -21,9 +21,6 @@ if "extends" in config:
     extended = with_extends(config, workflow.basedir)
     config.clear()
     config.update(extended)
-
-
-validate(config, "prefalign/schemas/config.schema.yaml")
 
 
 include: "rules/common.smk"

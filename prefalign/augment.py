@@ -90,9 +90,9 @@ def _torchvision_transform(spec: AugmentSpec, size: tuple[int, int]):
 
     p = spec.params
     if spec.kind == "random_flip":
-        return T.RandomHorizontalFlip(p=1.0 if p.get("always", True) else 0.5)
+        return T.RandomHorizontalFlip(p=1.0)
     if spec.kind == "random_resized_crop":
-        return T.RandomResizedCrop(size, scale=tuple(p.get("scale", (0.5, 1.0))))
+        return T.RandomResizedCrop(size, scale=tuple(p["scale"]))
     if spec.kind == "autoaugment":
         return T.AutoAugment(T.AutoAugmentPolicy.IMAGENET)
     if spec.kind == "moco":  # MoCo v2's augmentation, as SeVa's Table 1 lists it

@@ -1,6 +1,8 @@
 """Config validation: the JSON schema, plus the cross-references a schema cannot express."""
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from pathlib import Path
 
@@ -18,20 +20,17 @@ class ConfigError(ValueError):
 
 
 def validate_config(cfg: dict) -> dict:
-    """Raise ConfigError naming the offending key's path; fill in schema defaults."""
-    import jsonschema
-
+    """Raise ConfigError naming the offending key's path; fill in every default, the schema's
+    and the two that depend on the config (a run's label and seeds), so that no code holds one."""
     bad = non_finite_field(cfg)
     if bad is not None:  # YAML's .nan passes a schema's `type: number`
         raise ConfigError(f"config key '{bad}': not a finite number (NaN or an infinity)")
-    schema = yaml.safe_load(SCHEMA.read_text())
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(cfg), key=lambda e: list(e.path))
+    errors = sorted(_validator(_schema()).iter_errors(cfg), key=lambda e: list(e.path))
     if errors:
-        e = errors[0]
-        key = ".".join(str(p) for p in e.absolute_path) or "<top level>"
-        raise ConfigError(f"config key '{key}': {e.message}")
-    cfg.setdefault("device", "cpu")
-    cfg.setdefault("dtype", "float32")
+        raise ConfigError(_message(errors[0]))
+    for name, run in cfg["runs"].items():
+        run.setdefault("label", name)
+        run.setdefault("seeds", list(cfg["seeds"]))
     expand_paths(cfg)
 
     def ref(kind, name, where, pool):
@@ -49,10 +48,10 @@ def validate_config(cfg: dict) -> dict:
         elif p["method"] == "seva":
             raise ConfigError(f"config key 'preference_sets.{name}.augmentation': seva needs an augmentation")
         if "clip" in p:
-            if p["clip"] not in cfg.get("clip_models", {}):
+            if p["clip"] not in cfg["clip_models"]:
                 raise ConfigError(f"config key 'preference_sets.{name}.clip': unknown clip model '{p['clip']}' "
-                                  f"(defined: {sorted(cfg.get('clip_models', {}))})")
-        samples = cfg["generation"][p["generation"]].get("num_return_sequences", 1)
+                                  f"(defined: {sorted(cfg['clip_models'])})")
+        samples = cfg["generation"][p["generation"]]["num_return_sequences"]
         for g, group in enumerate(p.get("groups", [])):
             for view in group["views"]:
                 if view != "clean":
@@ -66,7 +65,7 @@ def validate_config(cfg: dict) -> dict:
         if p["method"] == "oracle" and "{world}" not in cfg["prompt_sets"][p["prompts"]]["source"]["path"]:
             raise ConfigError(f"config key 'preference_sets.{name}.prompts': an oracle control reads ground truth, "
                               "which only the miniature world's pool has")
-    for name, c in cfg.get("consr_prompts", {}).items():
+    for name, c in cfg["consr_prompts"].items():
         for field, fields in (("revision_template", ("{description}", "{question}", "{response}")),
                               ("context_template", ("{description}", "{prompt}"))):
             missing = [f for f in fields if f not in c[field]]
@@ -83,13 +82,13 @@ def validate_config(cfg: dict) -> dict:
             stored = "sentence units" if loss == "aspo" else "token probability shifts"
             raise ConfigError(f"config key 'runs.{name}.preferences': the {loss} loss needs a preference set "
                               f"built by method {loss} (it reads the stored {stored})")
-        extra = sorted(set(r.get("seeds", [])) - set(cfg["seeds"]))
+        extra = sorted(set(r["seeds"]) - set(cfg["seeds"]))
         if extra:
             raise ConfigError(f"config key 'runs.{name}.seeds': {extra} not among the top-level seeds")
-    for name, a in cfg.get("ablations", {}).items():
+    for name, a in cfg["ablations"].items():
         for run in a["runs"]:
             ref("run", run, f"ablations.{name}.runs", "runs")
-    for k, d in enumerate(cfg["tables"].get("diversity", [])):
+    for k, d in enumerate(cfg["tables"]["diversity"]):
         ref("prompt set", d["prompts"], f"tables.diversity.{k}.prompts", "prompt_sets")
         ref("generation", d["generation"], f"tables.diversity.{k}.generation", "generation")
         if d["view"] != "clean":
@@ -119,11 +118,66 @@ def validate_config(cfg: dict) -> dict:
     return cfg
 
 
+@functools.cache
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def _validator(schema: dict):
+    """A validator that fills each absent property that has a `default` before checking it,
+    also in the `then` branches whose `if` holds (defaults that apply to one kind only)."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if validator.is_type(instance, "object"):
+            for key, sub in props.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})(schema)
+
+
+def _message(error) -> str:
+    """One line naming the key path (a missing or unexpected key included) and what is wrong."""
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "required":
+        missing = next(k for k in error.validator_value if k not in error.instance)
+        return f"config key '{'.'.join([*path, missing])}': required, missing"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(k for k in error.instance if k not in allowed)
+        if extra:
+            return (f"config key '{'.'.join([*path, extra[0]])}': not a known key here "
+                    f"(known: {sorted(allowed)})")
+    return f"config key '{'.'.join(path) or '<top level>'}': {error.message}"
+
+
+def with_defaults(kind: str, entry: dict) -> dict:
+    """A copy of one config entry of `kind` (a section whose entries are named, such as
+    'training' or 'objectives', or a part of one, such as 'training.lora') with the schema's
+    defaults filled in: what a stage receives from a validated config, for code that builds an
+    entry itself (tests)."""
+    schema = _schema()
+    for part in kind.split("."):
+        schema = schema["properties"][part]
+        if "properties" not in schema and isinstance(schema.get("additionalProperties"), dict):
+            schema = schema["additionalProperties"]  # a section of named entries
+    entry = copy.deepcopy(entry)
+    errors = list(_validator({**schema, "$defs": _schema()["$defs"]}).iter_errors(entry))
+    if errors:
+        raise ConfigError(_message(errors[0]).replace("config key '", f"config key '{kind}.<entry>.", 1))
+    return entry
+
+
 def consr_references(cfg: dict, name: str, p: dict, samples: int) -> None:
     key = f"preference_sets.{name}"
-    if p["consr_prompts"] not in cfg.get("consr_prompts", {}):
+    if p["consr_prompts"] not in cfg["consr_prompts"]:
         raise ConfigError(f"config key '{key}.consr_prompts': unknown consr_prompts entry '{p['consr_prompts']}' "
-                          f"(defined: {sorted(cfg.get('consr_prompts', {}))})")
+                          f"(defined: {sorted(cfg['consr_prompts'])})")
     for field in ("noisy_augmentation", "corrupt_augmentation"):
         if field in p and p[field] not in cfg["augmentations"]:
             raise ConfigError(f"config key '{key}.{field}': unknown augmentation '{p[field]}' "
@@ -135,7 +189,7 @@ def consr_references(cfg: dict, name: str, p: dict, samples: int) -> None:
         if n[source] > samples:
             raise ConfigError(f"config key '{key}.candidates.{source}': {n[source]} > num_return_sequences "
                               f"{samples} of generation '{p['generation']}'")
-    if p.get("selection") == "noise_pair" and not n["noisy"]:
+    if p["selection"] == "noise_pair" and not n["noisy"]:
         raise ConfigError(f"config key '{key}.selection': noise_pair needs candidates.noisy > 0")
 
 
@@ -145,7 +199,7 @@ def path_keys(cfg: dict):
     for name, p in cfg["prompt_sets"].items():
         for f in ("path", "image_root"):
             yield f"prompt_sets.{name}.source.{f}", p["source"], f
-    for name, c in cfg.get("clip_models", {}).items():
+    for name, c in cfg["clip_models"].items():
         yield f"clip_models.{name}.pretrained", c, "pretrained"
 
 

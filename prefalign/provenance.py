@@ -88,6 +88,6 @@ def run_order(config: dict) -> list[str]:
         r = config["runs"][run]
         p = config["preference_sets"][r["preferences"]]
         if p["method"] == "oracle":
-            return 0, labels.index(p.get("labels", "correct")), r["preferences"], run
+            return 0, labels.index(p["labels"]), r["preferences"], run
         return 1, r["preferences"], r["objective"] != "dpo", run
     return sorted(config["runs"], key=key)

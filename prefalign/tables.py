@@ -181,6 +181,20 @@ def response_lengths(models: dict[str, list[str]], labels: dict[str, str], tasks
                                                      lambda r: len(words(r["response"][0]))) for t in tasks])
 
 
+def preference_counts(stats_files: list) -> pd.DataFrame:
+    """One row per preference set and seed: the prompts it was built from, the records kept and
+    the prompts rejected, by reason (build_preferences checks that they add up)."""
+    rows = []
+    for path in sorted(stats_files):
+        path = Path(path)  # {results}/seed{S}/preferences/{set}.stats.json
+        stats = read_json(path)
+        rows.append({"preference set": path.name.removesuffix(".stats.json"),
+                     "seed": int(path.parent.parent.name.removeprefix("seed")), "prompts": stats["prompts"],
+                     "kept": stats["kept"], "rejected": sum(stats["rejected"].values()),
+                     "reasons": "; ".join(f"{k} {v}" for k, v in stats["rejected"].items() if v) or "-"})
+    return pd.DataFrame(rows, columns=["preference set", "seed", "prompts", "kept", "rejected", "reasons"])
+
+
 def to_markdown(df: pd.DataFrame, title: str, note: str = "", scale: float = 100) -> str:
     """Render 'X', 'X low', 'X high' column triples as 'mean [low, high]' (times `scale`)."""
     cols = [c for c in df.columns if not c.endswith(" low") and not c.endswith(" high")]

@@ -29,7 +29,7 @@ def add_lora(model, lora_cfg: dict):
     from peft import LoraConfig, get_peft_model
 
     cfg = LoraConfig(r=lora_cfg["r"], lora_alpha=lora_cfg["alpha"],
-                     lora_dropout=lora_cfg.get("dropout", 0.0),
+                     lora_dropout=lora_cfg["dropout"],
                      target_modules=lora_cfg.get("target_modules") or LLM_LINEAR_TARGETS,
                      bias="none")
     return get_peft_model(model, cfg)
@@ -148,7 +148,7 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
     torch.manual_seed(seed)
     rng = random.Random(seed)
     order = []
-    for _ in range(tcfg.get("repeat", 1)):  # SeVa's reference code repeats the pair list
+    for _ in range(tcfg["repeat"]):  # SeVa's reference code repeats the pair list
         for _ in range(tcfg["epochs"]):
             ep = list(range(len(records)))
             rng.shuffle(ep)
@@ -158,13 +158,13 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
     if steps == 0:
         raise ValueError("train: the preference set is empty; nothing to train on")
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=tcfg.get("weight_decay", 0.0))
-    warmup = max(1, round(tcfg.get("warmup_ratio", 0.0) * steps))
+    opt = torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+    warmup = max(1, round(tcfg["warmup_ratio"] * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, steps, warmup))
     model.train()
     rank, processes = distributed.world()
     sharded = distributed.is_sharded(model)
-    with Checkpoints(checkpoint_dir, checkpoint_key, tcfg.get("checkpoint_every", 0), model, opt, sched) as checkpoints:
+    with Checkpoints(checkpoint_dir, checkpoint_key, tcfg["checkpoint_every"], model, opt, sched) as checkpoints:
         start, loop = checkpoints.resume()
         rows = loop["rows"] if loop else []
         for step in tqdm(range(start, steps), desc="train", mininterval=5, disable=rank > 0, initial=start,
@@ -177,11 +177,11 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
             passes = math.ceil(math.ceil(len(items) / processes) / micro) if sharded else 0
             loss, metrics = accumulate(model, processor, items[rank::processes], load_image, objective, objective_cfg,
                                        micro, device, batch_size=len(items), micro_batches=passes, filler=items[0],
-                                       chosen_nll_weight=tcfg.get("chosen_nll_weight", 0.0))
+                                       chosen_nll_weight=tcfg["chosen_nll_weight"])
             if not sharded:  # FSDP sums the gradients itself
                 distributed.sum_gradients(params)
             loss, metrics = distributed.sum_objects(loss, metrics)
-            if tcfg.get("max_grad_norm"):
+            if tcfg["max_grad_norm"]:
                 torch.nn.utils.clip_grad_norm_(params, tcfg["max_grad_norm"])
             opt.step()
             sched.step()

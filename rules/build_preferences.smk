@@ -21,7 +21,5 @@ rule build_preferences:
         consr_prompts=lambda wc: setting("consr_prompts", config["preference_sets"][wc.prefset].get("consr_prompts")),
         augmentations=lambda wc: named_entries("augmentations", ("preference_sets", wc.prefset)),
         upstream=lambda wc: upstream(config, ("preference_sets", wc.prefset)),
-        device=config["device"],
-        dtype=config["dtype"],
     script:
         "../scripts/build_preferences.py"

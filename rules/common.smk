@@ -5,7 +5,7 @@ from prefalign.config import validate_config
 from prefalign.evaluation import is_miniature
 from prefalign.provenance import GLOBAL as GLOBAL_SETTINGS, canonical, closure, run_order, upstream
 
-validate_config(config)  # cross-references the schema cannot express (names the key)
+validate_config(config)  # the schema, the cross-references it cannot express, every default
 
 R = config["results"]
 WORLD = f"{R}/world"
@@ -76,7 +76,7 @@ def shard_path(seed, pset, view, gen, shard, nshards):
 def generation_wildcard(sharded):
     """The `gen` wildcard limited to the generations that ask for shards (or to those that do
     not), so that sample_responses and join_response_shards never claim the same file."""
-    names = [g for g, c in config["generation"].items() if (c.get("shards", 1) > 1) == sharded]
+    names = [g for g, c in config["generation"].items() if (c["shards"] > 1) == sharded]
     return "{gen," + ("|".join(re.escape(n) for n in names) or "(?!)") + "}"  # (?!): matches nothing
 
 
@@ -175,14 +175,14 @@ def run_files(run, seed):
 
 
 def run_seeds(run):
-    return config["runs"][run].get("seeds", SEEDS)
+    return config["runs"][run]["seeds"]
 
 
 def table_outputs():
     """What the tables stage writes: the miniature's tables where its benchmarks run, label
     accuracy where ground truth exists, the papers' benchmark table where those run."""
     tasks = config["evaluation"]["tasks"]
-    out = [f"{R}/tables/sources.json"]
+    out = [f"{R}/tables/sources.json", *[f"{R}/tables/preference_counts.{ext}" for ext in ("md", "csv")]]
     if any(map(is_miniature, tasks)):
         out += [f"{R}/tables/main.{ext}" for ext in ("md", "csv", "png")]
         out += [f"{R}/tables/deltas.{ext}" for ext in ("md", "csv")]
@@ -192,10 +192,10 @@ def table_outputs():
             out += [f"{R}/tables/label_accuracy_vs_gain.{ext}" for ext in ("md", "csv", "png")]
             out += [f"{R}/tables/label_accuracy_vs_gain_points.{ext}" for ext in ("md", "csv")]
         out.append(f"{R}/tables/response_length.md")
-        out += [f"{R}/tables/ablation_{name}.md" for name in config.get("ablations", {})]
+        out += [f"{R}/tables/ablation_{name}.md" for name in config["ablations"]]
     if world_inputs():
         out += [f"{R}/tables/label_accuracy.md", f"{R}/tables/label_accuracy_by_group.md"]
-    if config["tables"].get("diversity"):
+    if config["tables"]["diversity"]:
         out.append(f"{R}/tables/diversity.md")
     if not all(map(is_miniature, tasks)):
         out += [f"{R}/tables/benchmarks.md", f"{R}/tables/benchmarks.csv"]
@@ -227,7 +227,7 @@ def eval_dirs(run):
 
 
 def split_evaluation():
-    return config["evaluation"].get("split_tasks", False)
+    return config["evaluation"]["split_tasks"]
 
 
 def evaluation_inputs(target):
@@ -250,4 +250,4 @@ def evaluation_task_inputs(target):
 def training_gpus(wildcards):
     """A train job's GPUs: one per process of its training setting (none on a CPU config)."""
     tcfg = config["training"][config["runs"][wildcards.run]["training"]]
-    return tcfg.get("processes", 1) if config["device"].startswith("cuda") else 0
+    return tcfg["processes"] if config["device"].startswith("cuda") else 0

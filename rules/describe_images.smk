@@ -18,7 +18,5 @@ rule describe_images:
         prompt=lambda wc: config["consr_prompts"][wc.cp]["description_prompt"],
         gen=lambda wc: setting("generation", config["consr_prompts"][wc.cp]["description_generation"]),
         upstream=lambda wc: upstream(config, ("prompt_sets", wc.pset), ("consr_prompts", wc.cp)),
-        device=config["device"],
-        dtype=config["dtype"],
     script:
         "../scripts/describe_images.py"

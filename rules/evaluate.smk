@@ -10,28 +10,6 @@ if split_evaluation():
 EVALUATE_OR_JOIN = "../scripts/join_evaluations.py" if split_evaluation() else "../scripts/evaluate.py"
 
 
-rule evaluate_base:
-    """lmms-eval on the base model (seed-independent: greedy decoding)."""
-    input:
-        unpack(lambda wc: evaluation_inputs("base")),
-    output:
-        directory(f"{R}/eval/base"),
-    log:
-        f"{R}/logs/evaluate.base.log",
-    benchmark:
-        f"{R}/benchmarks/evaluate.base.tsv"
-    conda:
-        "../envs/prefalign.yaml"
-    threads: 2
-    params:
-        evaluation=canonical(config["evaluation"]),
-        upstream=target_upstream("base"),
-        device=config["device"],
-        dtype=config["dtype"],
-    script:
-        EVALUATE_OR_JOIN
-
-
 rule evaluate:
     """lmms-eval on a trained adapter, attached to the base model without merging."""
     input:
@@ -48,10 +26,22 @@ rule evaluate:
     params:
         evaluation=canonical(config["evaluation"]),
         upstream=lambda wc: target_upstream(f"{wc.run}.seed{wc.seed}"),
-        device=config["device"],
-        dtype=config["dtype"],
     script:
         EVALUATE_OR_JOIN
+
+
+# the base model (seed-independent: greedy decoding)
+use rule evaluate as evaluate_base with:
+    input:
+        unpack(lambda wc: evaluation_inputs("base")),
+    output:
+        directory(f"{R}/eval/base"),
+    log:
+        f"{R}/logs/evaluate.base.log",
+    benchmark:
+        f"{R}/benchmarks/evaluate.base.tsv"
+    params:
+        upstream=target_upstream("base"),
 
 
 rule evaluate_task:
@@ -70,7 +60,5 @@ rule evaluate_task:
     params:
         evaluation=lambda wc: canonical({**config["evaluation"], "tasks": [wc.task]}),
         upstream=lambda wc: target_upstream(wc.target),
-        device=config["device"],
-        dtype=config["dtype"],
     script:
         "../scripts/evaluate.py"

@@ -18,7 +18,5 @@ rule reference_logps:
         mem_mb=4000,
     params:
         upstream=lambda wc: upstream(config, ("preference_sets", wc.prefset)),
-        device=config["device"],
-        dtype=config["dtype"],
     script:
         "../scripts/reference_logps.py"

@@ -20,7 +20,5 @@ rule revise_responses:
         template=lambda wc: config["consr_prompts"][wc.cp]["revision_template"],
         gen=lambda wc: setting("generation", config["consr_prompts"][wc.cp]["revision_generation"]),
         upstream=lambda wc: upstream(config, ("prompt_sets", wc.pset), ("consr_prompts", wc.cp), ("generation", wc.gen)),
-        device=config["device"],
-        dtype=config["dtype"],
     script:
         "../scripts/revise_responses.py"

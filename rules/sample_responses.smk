@@ -21,8 +21,6 @@ rule sample_responses:
         upstream=lambda wc: upstream(
             config, ("prompt_sets", wc.pset), ("augmentations", wc.view), ("generation", wc.gen)
         ),
-        device=config["device"],
-        dtype=config["dtype"],
     script:
         "../scripts/sample_responses.py"
 
@@ -50,8 +48,6 @@ rule sample_responses_shard:
         upstream=lambda wc: upstream(
             config, ("prompt_sets", wc.pset), ("augmentations", wc.view), ("generation", wc.gen)
         ),
-        device=config["device"],
-        dtype=config["dtype"],
     script:
         "../scripts/sample_responses.py"
 

@@ -10,7 +10,14 @@ rule tables:
                 for s in run_seeds(run)
             }
         ),
-        diversity=[diversity_path(s, d) for d in config["tables"].get("diversity", []) for s in SEEDS],
+        stats=sorted(
+            {
+                f"{R}/seed{s}/preferences/{r['preferences']}.stats.json"
+                for run, r in config["runs"].items()
+                for s in run_seeds(run)
+            }
+        ),
+        diversity=[diversity_path(s, d) for d in config["tables"]["diversity"] for s in SEEDS],
         world=world_inputs(),
         upstream=sorted({f for run in RUNS for s in run_seeds(run) for f in run_files(run, s)}),
     output:
@@ -24,7 +31,7 @@ rule tables:
     params:
         runs=canonical(config["runs"]),
         order=run_order(config),
-        ablations=canonical(config.get("ablations", {})),
+        ablations=canonical(config["ablations"]),
         tables=canonical(config["tables"]),
         tasks=config["evaluation"]["tasks"],
         control=positive_control(),
@@ -33,7 +40,7 @@ rule tables:
             *[("runs", run) for run in RUNS],
             *[
                 (section, d[key])
-                for d in config["tables"].get("diversity", [])
+                for d in config["tables"]["diversity"]
                 for section, key in [
                     ("prompt_sets", "prompts"),
                     ("augmentations", "view"),

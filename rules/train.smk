@@ -23,7 +23,5 @@ rule train:
         objective=lambda wc: setting("objectives", config["runs"][wc.run]["objective"]),
         training=lambda wc: setting("training", config["runs"][wc.run]["training"]),
         upstream=lambda wc: upstream(config, ("runs", wc.run)),
-        device=config["device"],
-        dtype=config["dtype"],
     script:
         "../scripts/train.py"

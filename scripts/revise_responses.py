@@ -5,4 +5,4 @@ job.setup(snakemake)
 i, p, w = snakemake.input, snakemake.params, snakemake.wildcards
 revise_responses(prompts_path=i.prompts, model_dir=i.model, descriptions_path=i.descriptions,
                  responses_path=i.responses, out_path=snakemake.output[0], template=p.template,
-                 generation_name=w.gen, generation=p.gen, seed=int(w.seed), device=p.device, dtype=p.dtype)
+                 generation_name=w.gen, generation=p.gen, seed=int(w.seed), **job.placement(snakemake))

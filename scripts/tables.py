@@ -6,7 +6,8 @@ from prefalign.stages.tables import tables
 job.setup(snakemake)
 i, p = snakemake.input, snakemake.params
 out_dir = Path(snakemake.output[0]).parent
-tables(out_dir=out_dir, base_dir=i.base, run_dirs=i.runs, pref_files=i.prefs, diversity_files=i.diversity,
+tables(out_dir=out_dir, base_dir=i.base, run_dirs=i.runs, pref_files=i.prefs, stats_files=i.stats,
+       diversity_files=i.diversity,
        world_dir=job.optional_input(snakemake, "world"), runs=p.runs, order=p.order, tables=p.tables,
        ablations=p.ablations, tasks=p.tasks, control=p.control, n_seeds=len(snakemake.config["seeds"]))
 print(f"tables written to {out_dir}/")

@@ -7,4 +7,4 @@ i, o, p, w = snakemake.input, snakemake.output, snakemake.params, snakemake.wild
 settings = snakemake.config["training"][snakemake.config["runs"][w.run]["training"]]
 train(prefs_path=i.prefs, model_dir=i.model, adapter_dir=o.adapter, log_csv=o.log, curves_png=o.curves, title=w.run,
       objective=p.objective, training={**p.training, "checkpoint_every": settings["checkpoint_every"]},
-      seed=int(w.seed), device=p.device, dtype=p.dtype, reference_path=i.reference)
+      seed=int(w.seed), **job.placement(snakemake), reference_path=i.reference)

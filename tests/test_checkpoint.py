@@ -8,6 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
+from prefalign.config import with_defaults
 from prefalign.io import write_jsonl
 
 STEPS = 7  # 7 records, batch 2, repeated twice: 14 items
@@ -45,7 +46,8 @@ def train(inputs, out, tcfg, fault=None):
     return in_fresh_process("train", dict(
         prefs_path=str(inputs / "prefs.jsonl"), model_dir=str(inputs / "model"), adapter_dir=str(out / "adapter"),
         log_csv=str(out / "log.csv"), curves_png=str(out / "curves.png"), title="t",
-        objective={"loss": "dpo", "beta": 0.1}, training=tcfg, seed=3, device="cpu", dtype="float32"), fault)
+        objective={"loss": "dpo", "beta": 0.1}, training=with_defaults("training", tcfg), seed=3, device="cpu",
+        dtype="float32"), fault)
 
 
 def outputs(out) -> tuple[bytes, bytes]:

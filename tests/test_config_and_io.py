@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prefalign.config import ConfigError, load_config, validate_config
+from prefalign.config import ConfigError, load_config, validate_config, with_defaults
 from prefalign.data import load_conversations, open_image
 from prefalign.io import RecordError, atomic_path, read_jsonl, write_jsonl
 
@@ -39,6 +39,10 @@ def test_extends_merges_mappings_and_names_a_missing_base(tmp_path):
         with_extends({"extends": "nope.yaml"}, tmp_path)
 
 
+def prompt_set(source: dict, n: int) -> dict:
+    return with_defaults("prompt_sets", {"source": source, "n": n})
+
+
 def test_the_default_consr_prompts_are_the_ones_the_world_teaches(cfg):
     from prefalign import world as W
 
@@ -49,22 +53,22 @@ def test_the_default_consr_prompts_are_the_ones_the_world_teaches(cfg):
 
 
 @pytest.mark.parametrize("mutate,key", [
-    (lambda c: c.update(typo=1), "<top level>"),
+    (lambda c: c.update(typo=1), "typo"),
     (lambda c: c["world"].update(grid="three"), "world.grid"),
     (lambda c: c["training"]["miniature"]["lora"].update(r=0), "training.miniature.lora.r"),
     (lambda c: c["augmentations"]["noise500"].update(step=1000), "augmentations.noise500.step"),
-    (lambda c: c["augmentations"]["noise500"].pop("step"), "augmentations.noise500"),
+    (lambda c: c["augmentations"]["noise500"].pop("step"), "augmentations.noise500.step"),
     (lambda c: c["runs"]["seva"].update(objective="nope"), "runs.seva.objective"),
     (lambda c: c["preference_sets"]["seva"].update(augmentation="nope"), "preference_sets.seva.augmentation"),
-    (lambda c: c["preference_sets"]["smpro"].pop("groups"), "preference_sets.smpro"),
+    (lambda c: c["preference_sets"]["smpro"].pop("groups"), "preference_sets.smpro.groups"),
     (lambda c: c["preference_sets"]["smpro"]["groups"][1].update(per_view=4),
      "preference_sets.smpro.groups.1.per_view"),
     (lambda c: c["preference_sets"]["smpro"]["groups"][2].update(views=["noise900"]),
      "preference_sets.smpro.groups.2.views"),
-    (lambda c: c["objectives"]["mgp"].pop("steepness"), "objectives.mgp"),
+    (lambda c: c["objectives"]["mgp"].pop("steepness"), "objectives.mgp.steepness"),
     (lambda c: c["objectives"]["mgp"].update(swap="gumbel"), "objectives.mgp.swap"),
     (lambda c: c["objectives"]["consr"].update(token_shift="both"), "objectives.consr.token_shift"),
-    (lambda c: c["preference_sets"]["oracle"].pop("labels"), "preference_sets.oracle"),
+    (lambda c: c["preference_sets"]["oracle"].pop("labels"), "preference_sets.oracle.labels"),
     (lambda c: c["prompt_sets"]["consr"]["source"].update(path="/data/pool.json"), "preference_sets.oracle.prompts"),
     (lambda c: c["ablations"]["smpro_groups"]["runs"].append("nope"), "ablations.smpro_groups.runs"),
     (lambda c: c["tables"]["diversity"][0].update(prompts="nope"), "tables.diversity.0.prompts"),
@@ -80,12 +84,12 @@ def test_the_default_consr_prompts_are_the_ones_the_world_teaches(cfg):
     (lambda c: c["preference_sets"]["consr_sampled"].update(selection="noise_pair"),
      "preference_sets.consr_sampled.selection"),
     (lambda c: c["consr_prompts"]["world"].update(context_template="{prompt}"), "consr_prompts.world.context_template"),
-    (lambda c: c["objectives"]["consr"].pop("clip"), "objectives.consr"),
+    (lambda c: c["objectives"]["consr"].pop("clip"), "objectives.consr.clip"),
     (lambda c: c["augmentations"].update(revised={"kind": "random_flip"}), "augmentations.revised"),
     (lambda c: c["preference_sets"]["aspo"].update(clip="nope"), "preference_sets.aspo.clip"),
     (lambda c: c["preference_sets"]["aspo"].update(level="paragraph"), "preference_sets.aspo.level"),
     (lambda c: c["runs"]["aspo_token"].update(seeds=[7]), "runs.aspo_token.seeds"),
-    (lambda c: c["clip_models"]["world"].pop("architecture"), "clip_models.world"),
+    (lambda c: c["clip_models"]["world"].pop("architecture"), "clip_models.world.architecture"),
 ])
 def test_schema_errors_name_the_key(cfg, mutate, key):
     bad = copy.deepcopy(cfg)
@@ -214,12 +218,12 @@ def test_seva_text_ocr_selection_from_a_665k_format_file(tmp_path):
     (tmp_path / "mix665k.json").write_text(json.dumps(recs))
     source = {"format": "llava_json", "path": str(tmp_path / "mix665k.json"), "image_root": str(tmp_path),
               "image_prefixes": ["textvqa/", "ocr_vqa/"], "questions_per_image": 2, "strip_suffixes": [suffix]}
-    sample_prompts(out_path=tmp_path / "p.jsonl", prompt_set={"source": source, "n": 6}, seed=0, world_dir=None)
+    sample_prompts(out_path=tmp_path / "p.jsonl", prompt_set=prompt_set(source, 6), seed=0, world_dir=None)
     prompts = read_prompts(tmp_path / "p.jsonl")
     assert sorted(p["id"] for p in prompts) == ["0#0", "0#1", "1#0", "1#1", "3#0", "3#1"]
     assert all(p["question"] == f"q{p['id'][-1]} of {p['id'][0]}?" for p in prompts)
     with pytest.raises(ValueError, match="asked for 7 prompts, the source has 6"):
-        sample_prompts(out_path=tmp_path / "q.jsonl", prompt_set={"source": source, "n": 7}, seed=0, world_dir=None)
+        sample_prompts(out_path=tmp_path / "q.jsonl", prompt_set=prompt_set(source, 7), seed=0, world_dir=None)
 
 
 def test_povid_release_format_prompts_and_errors(tmp_path):
@@ -242,7 +246,7 @@ def test_povid_release_format_prompts_and_errors(tmp_path):
                      "rejected_conversations": [human, {"from": "gpt", "value": f"hallucinated {k}"}]})
     (tmp_path / "povid.json").write_text(json.dumps(recs))
     source = {"format": "povid", "path": str(tmp_path / "povid.json"), "image_root": str(tmp_path / "train2014")}
-    sample_prompts(out_path=tmp_path / "p.jsonl", prompt_set={"source": source, "n": 3}, seed=0, world_dir=None)
+    sample_prompts(out_path=tmp_path / "p.jsonl", prompt_set=prompt_set(source, 3), seed=0, world_dir=None)
     prompts = {p["id"]: p for p in read_prompts(tmp_path / "p.jsonl")}
     assert sorted(prompts) == ["000001@1", "000001@2", "000002"]
     assert prompts["000001@2"]["question"] == "What colour is the cup?"
@@ -261,7 +265,7 @@ def test_povid_release_format_prompts_and_errors(tmp_path):
         where = rf"bad.json.*record 2 \(id 000001\).*field '{re.escape(field)}'"
         with pytest.raises(RecordError, match=rf"{where}.*{message}"):
             sample_prompts(out_path=tmp_path / "q.jsonl",
-                           prompt_set={"source": {**source, "path": str(tmp_path / "bad.json")}, "n": 1},
+                           prompt_set=prompt_set({**source, "path": str(tmp_path / "bad.json")}, 1),
                            seed=0, world_dir=None)
 
 
@@ -296,7 +300,7 @@ def test_rlaif_v_release_format_prompts_and_images(tmp_path):
     _rlaif_v_file(data / "RLAIF-V-Dataset_001.parquet", rows[3:])
     src = {"format": "rlaif_v", "path": str(data), "image_root": str(tmp_path / "images")}
     out = tmp_path / "prompts.jsonl"
-    sample_prompts(out_path=out, prompt_set={"source": src, "n": 3}, seed=1, world_dir=tmp_path)
+    sample_prompts(out_path=out, prompt_set=prompt_set(src, 3), seed=1, world_dir=tmp_path)
     prompts = read_prompts(out)
     assert len(prompts) == 3 and len({p["id"] for p in prompts}) == 3
     for p in prompts:
@@ -308,7 +312,7 @@ def test_rlaif_v_release_format_prompts_and_images(tmp_path):
     bad[1][2] = " "
     _rlaif_v_file(data / "RLAIF-V-Dataset_001.parquet", bad)
     with pytest.raises(RecordError, match=r"RLAIF-V-Dataset_001.parquet: record row 1: field 'question': empty"):
-        sample_prompts(out_path=out, prompt_set={"source": src, "n": 3}, seed=1, world_dir=tmp_path)
+        sample_prompts(out_path=out, prompt_set=prompt_set(src, 3), seed=1, world_dir=tmp_path)
     _rlaif_v_file(data / "RLAIF-V-Dataset_001.parquet", rows[2:])  # idx 2 is also in file 000
     with pytest.raises(RecordError, match="field 'idx': duplicate id 2"):
-        sample_prompts(out_path=out, prompt_set={"source": src, "n": 3}, seed=1, world_dir=tmp_path)
+        sample_prompts(out_path=out, prompt_set=prompt_set(src, 3), seed=1, world_dir=tmp_path)

@@ -6,6 +6,7 @@ import torch
 from test_losses_and_logprobs import _images
 
 from prefalign import world as W
+from prefalign.config import with_defaults
 from prefalign.scoring import correctness
 from prefalign.augment import AugmentSpec, View
 from prefalign.methods.consr import (
@@ -133,7 +134,8 @@ def test_policy_token_shift_is_recomputed_from_the_policy():
     mask = torch.tensor([[[1.0, 1.0], [1.0, 0.0]]])
     scored = {"records": [rec], "policy_tokens": pol, "ref_tokens": torch.zeros(1, 2, 2), "token_mask": mask,
               "policy": (pol * mask).sum(-1), "ref": torch.zeros(1, 2), "policy_corrupt_tokens": corrupt}
-    loss, m = consr_objective(scored, {"beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2]})
+    cfg = with_defaults("objectives", {"loss": "consr", "beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2]})
+    loss, m = consr_objective(scored, cfg)
     # dp = (0.4, 0.0) on y_w -> w = (1.2, 1.0); dp = -0.4 on y_l -> clip(-0.2, 0, .2) = 0 -> w = 1
     delta = m["length_normalised_margin"]
     weighted = (1.2 * math.log(0.5) + 1.0 * math.log(0.9)) - math.log(0.4)
@@ -187,7 +189,7 @@ def test_records_keep_every_candidate_ranked_with_scores(small_world, tiny_model
     responses = {("clean", "s"): resp(["red", "blue", "one"]), ("revised", "s"): resp(["red", "two"]),
                  ("noise500", "s"): resp(["green", "zero", "blue"])}
     cfg = {"generation": "s", "candidates": {"sampled": 3, "revised": 1, "noisy": 2},
-           "noisy_augmentation": "noise500", "lambda": 0.8}
+           "noisy_augmentation": "noise500", "lambda": 0.8, "selection": "reward"}
     records, dropped = build_consr_records(
         prompts, responses, cfg, model, processor, lambda p: images[int(p["id"][1])],
         {"p0": "there is a red circle.", "p1": "there is a square."}, View(AugmentSpec("n", "diffusion", 800), 1),
@@ -223,20 +225,22 @@ def test_policy_shift_equals_the_stored_reference_shift_before_training(small_wo
     sampled = {p["id"]: {"responses": [{"text": t, "n_tokens": 2} for t in ("red", "blue circle", "one")]}
                for p in prompts}
     records, _ = build_consr_records(
-        prompts, {("clean", "s"): sampled}, {"generation": "s", "lambda": 0.8,
+        prompts, {("clean", "s"): sampled}, {"generation": "s", "lambda": 0.8, "selection": "reward",
                                              "candidates": {"sampled": 3, "revised": 0, "noisy": 0}},
         base, processor, lambda p: images[int(p["id"][1])], {"p0": "a red circle.", "p1": "a square."},
         View(AugmentSpec("n", "diffusion", 800), 7), context_template=W.CONTEXT_TEMPLATE)
     assert records[0]["extras"]["corrupt"] == {"name": "n", "kind": "diffusion", "step": 800, "space": "tensor",
                                                "seed": 7}
-    model = add_lora(copy.deepcopy(base), {"r": 4, "alpha": 8})  # B = 0: policy == reference
+    lora = with_defaults("training.lora", {"r": 4, "alpha": 8})
+    model = add_lora(copy.deepcopy(base), lora)  # B = 0: policy == reference
     cfg = {"beta": 0.1, "alpha": 5.0, "clip": [0.0, 0.2]}  # alpha large enough that weights differ from 1
     losses = {shift: accumulate(model, processor, records, lambda r: images[int(r["id"][1])], objective("consr"),
                                 {**cfg, "token_shift": shift}, 2, "cpu")[0] for shift in ("policy", "reference")}
     assert losses["policy"] == pytest.approx(losses["reference"], rel=1e-5)
     del records[0]["extras"]["corrupt"]
     with pytest.raises(Exception, match="extras.corrupt.*missing"):
-        accumulate(model, processor, records, lambda r: images[0], objective("consr"), cfg, 2, "cpu")
+        accumulate(model, processor, records, lambda r: images[0], objective("consr"),
+                   {**cfg, "token_shift": "policy"}, 2, "cpu")
 
 
 def test_wrong_answers_are_wrong_and_revision_turns_teach_the_right_one():

@@ -4,6 +4,7 @@ import re
 import pytest
 import torch
 
+from prefalign.config import with_defaults
 from prefalign.io import write_jsonl
 from prefalign.stages.train import train
 
@@ -46,7 +47,8 @@ def test_two_processes_train_the_same_adapter_as_one(small_world, tiny_model, tm
         out = tmp_path / f"p{processes}"
         train(prefs_path=tmp_path / "prefs.jsonl", model_dir=tmp_path / "model", adapter_dir=out / "adapter",
               log_csv=out / "log.csv", curves_png=out / "curves.png", title="t", objective={"loss": "dpo", "beta": 0.1},
-              training={**tcfg, "processes": processes, "fsdp": fsdp}, seed=0, device="cpu", dtype="float32")
+              training=with_defaults("training", {**tcfg, "processes": processes, "fsdp": fsdp}), seed=0,
+              device="cpu", dtype="float32")
         adapters.append(load_file(out / "adapter" / "adapter_model.safetensors"))
         if processes == 2 and fsdp:  # each process holds about half of the weights
             err = capfd.readouterr().err

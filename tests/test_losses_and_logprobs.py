@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from prefalign.config import with_defaults
 from prefalign.methods.dpo import dpo_loss, dpo_objective
 from prefalign.model import build_scoring_batch, response_token_ids, sequence_logps, token_logps
 
@@ -93,7 +94,7 @@ def test_training_adds_the_weighted_anchor_to_the_loss(small_world, tiny_model):
     images = _images(small_world, 2)
     records = [{"id": str(k), "image": str(k), "question": "what colour is the circle?", "extras": {},
                 "groups": [[{"text": "red"}], [{"text": "blue circle"}]]} for k in range(2)]
-    model = add_lora(copy.deepcopy(base), {"r": 4, "alpha": 8})
+    model = add_lora(copy.deepcopy(base), with_defaults("training.lora", {"r": 4, "alpha": 8}))
     load = lambda r: images[int(r["id"])]  # noqa: E731
     plain, _ = accumulate(model, processor, records, load, objective("dpo"), {"beta": 0.1}, 2, "cpu")
     anchored, metrics = accumulate(model, processor, records, load, objective("dpo"), {"beta": 0.1}, 2, "cpu",

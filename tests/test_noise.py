@@ -4,6 +4,7 @@ from PIL import Image
 
 from prefalign.augment import (AugmentSpec, View, add_diffusion_noise, alphas_cumprod, augment_image,
                                item_seed, noise_coefficients, tensor_digest)
+from prefalign.config import with_defaults
 
 
 @pytest.mark.parametrize("step,signal,noise", [(500, 0.863, 0.505), (800, 0.467, 0.884)])
@@ -71,7 +72,7 @@ def test_torchvision_augmentations_are_seeded(kind):
 
     rng = np.random.default_rng(0)
     img = Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8))
-    spec = AugmentSpec.from_config(kind, {"kind": kind})
+    spec = AugmentSpec.from_config(kind, with_defaults("augmentations", {"kind": kind}))
     a, b = augment_image(img, spec, 11), augment_image(img, spec, 11)
     assert a.tobytes() == b.tobytes() and a.size == img.size
     if kind == "random_flip":

@@ -10,6 +10,7 @@ import copy
 import pytest
 import torch
 
+from prefalign.config import with_defaults
 from prefalign.methods import OBJECTIVES
 from prefalign.model import (build_scoring_batch, generate, group_scoring_batch, load_model,
                              shared_prefix_token_logps, token_logps)
@@ -18,6 +19,7 @@ from prefalign.training import add_lora, train_preferences
 from test_losses_and_logprobs import _images
 from tiny_real_models import tiny_llava_onevision, tiny_qwen2_5_vl
 
+LORA = {"r": 4, "alpha": 8}
 QUESTIONS = ["what colour is the circle?", "describe the image.", "is there a red square in the image?"]
 RESPONSES = [["red", "blue. the circle at the top is blue."], ["there is a small red circle at the top."],
              ["no", "yes. there is a red square at the center.", "yes"]]
@@ -70,7 +72,7 @@ def test_one_training_step_of_each_objective_moves_only_lora_weights(arch, small
     from prefalign.methods.aspo import annotate_chosen
 
     base, processor = arch
-    model = add_lora(copy.deepcopy(base), {"r": 4, "alpha": 8})
+    model = add_lora(copy.deepcopy(base), with_defaults("training.lora", {"r": 4, "alpha": 8}))
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("language_model" in n and "lora_" in n for n in trainable)
     images = _images(small_world, 3)
@@ -91,7 +93,7 @@ def test_one_training_step_of_each_objective_moves_only_lora_weights(arch, small
         sampled = {r["id"]: {"responses": [{"text": t, "n_tokens": 1} for g in r["groups"] for t in [g[0]["text"]]]}
                    for r in records}
         records, _ = build_consr_records(
-            records, {("clean", "s"): sampled}, {"generation": "s", "lambda": 0.8,
+            records, {("clean", "s"): sampled}, {"generation": "s", "lambda": 0.8, "selection": "reward",
                                                  "candidates": {"sampled": 2, "revised": 0, "noisy": 0}},
             model, processor, lambda r: images[int(r["id"])], {r["id"]: "there is a red circle." for r in records},
             View(AugmentSpec("noise800", "diffusion", 800), 1), context_template=CONTEXT_TEMPLATE)
@@ -101,7 +103,9 @@ def test_one_training_step_of_each_objective_moves_only_lora_weights(arch, small
             "aspo": {"beta": 0.1, "alpha": 0.5}, "consr": {"beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2]}}
     lora_b = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
     rows = train_preferences(model, processor, records, lambda r: images[int(r["id"])], OBJECTIVES[loss],
-                             cfgs[loss], {"lr": 1e-2, "epochs": 1, "batch_size": 3, "warmup_ratio": 0.0}, seed=0)
+                             with_defaults("objectives", {"loss": loss, **cfgs[loss]}),
+                             with_defaults("training", {"lora": LORA, "lr": 1e-2, "epochs": 1, "batch_size": 3}),
+                             seed=0)
     assert len(rows) == 1 and torch.isfinite(torch.tensor(rows[0]["loss"]))
     assert any(not torch.equal(p, lora_b[n]) for n, p in model.named_parameters() if n in lora_b)
     assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
@@ -142,7 +146,7 @@ def test_gradient_accumulation_equals_one_big_batch(arch, small_world):
     grads = []
     for micro in (3, 1):
         torch.manual_seed(0)  # LoRA's A matrices are drawn from the global generator
-        model = add_lora(copy.deepcopy(base), {"r": 4, "alpha": 8})
+        model = add_lora(copy.deepcopy(base), with_defaults("training.lora", {"r": 4, "alpha": 8}))
         for n, p in model.named_parameters():  # move off the zero-init so gradients are informative
             if "lora_B" in n:
                 torch.nn.init.normal_(p, std=0.1, generator=torch.Generator().manual_seed(0))
@@ -167,7 +171,7 @@ def test_lmms_eval_runs_each_architecture_and_attaches_an_adapter_as_if_merged(a
     kwargs = dict(tasks=["prefalign_pope", "prefalign_vqa"], task_dir=write_task_dir(tmp_path / "tasks",
                   small_world / "eval"), limit=4, model_name="qwen2_5_vl" if qwen else "llava_hf",
                   model_args={"min_pixels": 100, "max_pixels": 3600} if qwen else None)
-    model = add_lora(copy.deepcopy(base), {"r": 4, "alpha": 8})
+    model = add_lora(copy.deepcopy(base), with_defaults("training.lora", {"r": 4, "alpha": 8}))
     for n, p in model.named_parameters():  # a trained-looking adapter: B away from its zero init
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.5, generator=torch.Generator().manual_seed(0))

@@ -64,7 +64,7 @@ def test_the_miniature_ablations_extend_the_default(tmp_path):
             assert {k: ablations[key][k] for k in value} == value, key
         else:
             assert ablations[key] == value, key
-    assert len(ablations["runs"]) > len(default["runs"]) and "ablations" not in default
+    assert len(ablations["runs"]) > len(default["runs"]) and not default["ablations"]
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "configs/miniature_ablations.yaml",
                           "--config", f"results={tmp_path / 'results'}"], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})

@@ -7,10 +7,12 @@ import torch
 from test_losses_and_logprobs import _images
 
 from prefalign import reference
+from prefalign.config import with_defaults
 from prefalign.io import RecordError
 from prefalign.methods import objective
 from prefalign.training import add_lora, train_preferences
 
+LORA = {"r": 4, "alpha": 8}
 QUESTIONS = ["what colour is the circle?", "how many squares are there?", "is there a triangle?",
              "describe the image."]
 GROUPS = [[["red"], ["blue", "green circle"], ["one"]], [["two"], ["three squares"]],
@@ -31,12 +33,13 @@ def test_training_with_stored_reference_equals_recomputing_it(tiny_model, small_
     stored = records()
     reference.write(tmp_path / "ref.safetensors", reference.compute(stored, base, processor, load, batch_size=3))
     reference.attach(stored, tmp_path / "ref.safetensors")
-    tcfg = {"lr": 1e-2, "epochs": 2, "batch_size": 3, "warmup_ratio": 0.0}
+    tcfg = with_defaults("training", {"lora": LORA, "lr": 1e-2, "epochs": 2, "batch_size": 3})
     runs = {}
     for name, recs in (("recomputed", records()), ("stored", stored)):
         torch.manual_seed(0)
-        model = add_lora(copy.deepcopy(base), {"r": 4, "alpha": 8})
-        rows = train_preferences(model, processor, recs, load, objective(loss), cfg, tcfg, seed=0)
+        model = add_lora(copy.deepcopy(base), tcfg["lora"])
+        ocfg = with_defaults("objectives", {"loss": loss, **cfg})
+        rows = train_preferences(model, processor, recs, load, objective(loss), ocfg, tcfg, seed=0)
         runs[name] = (rows, {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n})
     assert len(runs["stored"][0]) == 3  # 4 records, 2 epochs, batches of 3
     for a, b in zip(runs["recomputed"][0], runs["stored"][0]):

@@ -4,6 +4,7 @@ from prefalign.io import RecordError
 from prefalign.methods import method, objective
 from prefalign.methods.records import chosen_rejected, validate_record
 from prefalign.methods.seva import build_seva_pairs
+from prefalign.stages.build_preferences import check_counts
 
 
 def _resp(text):
@@ -15,8 +16,12 @@ def test_seva_pairs_drop_identical_and_count():
     clean = {"0": _resp("red"), "1": _resp("blue"), "2": _resp("yes"), "3": _resp("two ")}
     noisy = {"0": _resp("red"), "1": _resp("green"), "2": _resp("no"), "3": _resp("two")}
     recs, stats = build_seva_pairs(prompts, clean, noisy, "noise500")
-    assert stats == {"prompts": 4, "kept": 2, "dropped_identical": 2}
+    assert stats == {"prompts": 4, "kept": 2, "rejected": {"identical_pair": 2}}
     assert [r["id"] for r in recs] == ["1", "2"]
+    check_counts(stats, recs, "seva")
+    for wrong in ({**stats, "rejected": {"identical_pair": 1}}, {**stats, "kept": 3}):
+        with pytest.raises(RuntimeError, match="method seva: 4 prompts, 2 records.*do not add up"):
+            check_counts(wrong, recs, "seva")
     c, r = chosen_rejected(recs[0])
     assert (c["text"], c["source"], r["text"], r["source"]) == ("blue", "clean", "green", "noise500")
     for i, rec in enumerate(recs):

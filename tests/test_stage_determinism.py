@@ -1,6 +1,7 @@
 """The same config and seed give byte-identical data files (prompts, augment manifests, responses)."""
 import pytest
 
+from prefalign.config import with_defaults
 from prefalign.stages.augment import augment
 from prefalign.stages.build_preferences import build_preferences
 from prefalign.stages.describe_images import describe_images
@@ -19,6 +20,7 @@ def saved_model(tiny_model, tmp_path_factory):
 
 def _prompts(small_world, path, seed):
     pcfg = {"source": {"format": "llava_json", "path": "{world}/pool.json", "image_root": "{world}"}, "n": 12}
+    pcfg = with_defaults("prompt_sets", pcfg)
     sample_prompts(out_path=path, prompt_set=pcfg, seed=seed, world_dir=small_world)
     return path.read_bytes()
 
@@ -44,7 +46,7 @@ def test_prompt_sampling_is_seeded(small_world, tmp_path):
 def test_augment_and_responses_are_byte_identical(small_world, saved_model, tmp_path):
     _prompts(small_world, tmp_path / "p.jsonl", 1)
     acfg = {"kind": "diffusion", "step": 500}
-    gcfg = {"do_sample": False, "max_new_tokens": 6, "batch_size": 5}
+    gcfg = with_defaults("generation", {"do_sample": False, "max_new_tokens": 6, "batch_size": 5})
     outs = []
     for k in range(2):
         m, s, r = tmp_path / f"m{k}.jsonl", tmp_path / f"s{k}.png", tmp_path / f"r{k}.jsonl"
@@ -63,9 +65,9 @@ def test_tampered_view_is_caught(small_world, saved_model, tmp_path):
     rows = read_jsonl(tmp_path / "m.jsonl")
     rows[3]["digest"] = "0" * 16
     write_jsonl(tmp_path / "m.jsonl", rows)
+    greedy = with_defaults("generation", {"do_sample": False, "max_new_tokens": 4, "batch_size": 4})
     with pytest.raises(RecordError, match="field 'digest'"):
-        sample(tmp_path / "p.jsonl", saved_model, tmp_path / "r.jsonl",
-               {"do_sample": False, "max_new_tokens": 4, "batch_size": 4}, "noise500", acfg, tmp_path / "m.jsonl")
+        sample(tmp_path / "p.jsonl", saved_model, tmp_path / "r.jsonl", greedy, "noise500", acfg, tmp_path / "m.jsonl")
     assert not (tmp_path / "r.jsonl").exists()
 
 
@@ -77,11 +79,13 @@ def test_descriptions_revisions_and_consr_preferences_are_byte_identical(small_w
 
     p = tmp_path / "p.jsonl"
     _prompts(small_world, p, 1)
-    sampling = {"do_sample": True, "temperature": 1.2, "max_new_tokens": 5, "num_return_sequences": 2, "batch_size": 5}
-    greedy = {"do_sample": False, "max_new_tokens": 6, "batch_size": 5}
+    sampling = with_defaults("generation", {"do_sample": True, "temperature": 1.2, "max_new_tokens": 5,
+                                            "num_return_sequences": 2, "batch_size": 5})
+    greedy = with_defaults("generation", {"do_sample": False, "max_new_tokens": 6, "batch_size": 5})
     aug = {"noise500": {"kind": "diffusion", "step": 500}, "noise800": {"kind": "diffusion", "step": 800}}
-    pref = {"method": "consr", "generation": "s", "candidates": {"sampled": 2, "revised": 2, "noisy": 0},
-            "corrupt_augmentation": "noise800", "lambda": 0.8}
+    pref = with_defaults("preference_sets", {
+        "method": "consr", "prompts": "p", "generation": "s", "consr_prompts": "world",
+        "candidates": {"sampled": 2, "revised": 2, "noisy": 0}, "corrupt_augmentation": "noise800", "lambda": 0.8})
     outs = []
     for k in range(2):
         c, d, v = tmp_path / f"c{k}.jsonl", tmp_path / f"d{k}.jsonl", tmp_path / f"v{k}.jsonl"
@@ -108,7 +112,8 @@ def test_descriptions_revisions_and_consr_preferences_are_byte_identical(small_w
 
 def test_sharded_sampling_joins_to_the_unsharded_file(small_world, saved_model, tmp_path):
     _prompts(small_world, tmp_path / "p.jsonl", 1)
-    gcfg = {"do_sample": True, "temperature": 1.2, "max_new_tokens": 5, "num_return_sequences": 2, "batch_size": 5}
+    gcfg = with_defaults("generation", {"do_sample": True, "temperature": 1.2, "max_new_tokens": 5,
+                                        "num_return_sequences": 2, "batch_size": 5})
     whole = tmp_path / "whole.jsonl"
     sample(tmp_path / "p.jsonl", saved_model, whole, gcfg)
     for n in (2, 3, 4):  # 12 prompts in batches of 5: 3 batches, so 4 shards leave one empty
@@ -132,10 +137,10 @@ def test_a_reasoning_prompt_is_appended_to_the_same_prompts(small_world, tmp_pat
     from prefalign.io import read_jsonl
 
     source = {"format": "llava_json", "path": "{world}/pool.json", "image_root": "{world}"}
-    sample_prompts(out_path=tmp_path / "plain.jsonl", prompt_set={"source": source, "n": 12}, seed=1,
-                   world_dir=small_world)
+    plain = with_defaults("prompt_sets", {"source": source, "n": 12})
+    sample_prompts(out_path=tmp_path / "plain.jsonl", prompt_set=plain, seed=1, world_dir=small_world)
     sample_prompts(out_path=tmp_path / "why.jsonl", seed=1, world_dir=small_world,
-                   prompt_set={"source": source, "n": 12, "reasoning_prompt": "Answer the question and explain why?"})
+                   prompt_set={**plain, "reasoning_prompt": "Answer the question and explain why?"})
     plain, why = read_jsonl(tmp_path / "plain.jsonl"), read_jsonl(tmp_path / "why.jsonl")
     assert [(p["id"], p["image"]) for p in plain] == [(p["id"], p["image"]) for p in why]
     assert all(w["question"] == p["question"] + " Answer the question and explain why?" for p, w in zip(plain, why))

@@ -1,6 +1,7 @@
 import pytest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from prefalign.config import with_defaults
 from prefalign.model import chat_prompt, generate, load_model
 
 
@@ -43,7 +44,8 @@ def test_a_truncated_model_or_adapter_file_is_named(tmp_path, tiny_model):
     model, processor = tiny_model
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
-    add_lora(load_model(str(tmp_path / "model"))[0], {"r": 2, "alpha": 4}).save_pretrained(tmp_path / "adapter")
+    lora = with_defaults("training.lora", {"r": 2, "alpha": 4})
+    add_lora(load_model(str(tmp_path / "model"))[0], lora).save_pretrained(tmp_path / "adapter")
     for folder, file in (("adapter", "adapter_model.safetensors"), ("model", "model.safetensors")):
         weights = tmp_path / folder / file
         weights.write_bytes(weights.read_bytes()[:100])

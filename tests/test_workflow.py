@@ -94,6 +94,15 @@ def test_micro_dag_end_to_end(micro_run):
         assert main[col].between(0, 1).all() and (main[col + " low"] <= main[col]).all()
     labels = pd.read_csv(results / "tables" / "label_accuracy.csv").set_index("preference set")
     assert labels["pairs"].iloc[0] > 0
+    # every prompt accounted for: kept (the records in the file) + rejected by reason
+    stats = sorted(results.glob("seed*/preferences/*.stats.json"))
+    for path in stats:
+        counts = json.loads(path.read_text())
+        records = path.with_name(path.name.replace(".stats.json", ".jsonl")).read_text().splitlines()
+        assert counts["prompts"] == len(records) + sum(counts["rejected"].values()), path
+    counts = pd.read_csv(results / "tables" / "preference_counts.csv")
+    assert len(counts) == len(stats) and (counts.prompts == counts.kept + counts.rejected).all()
+    assert counts.set_index("preference set").loc["seva", "reasons"].startswith("identical_pair ")
     # the controls: ground-truth labels, as they are and reversed; training can see them
     assert labels.loc["oracle", "label accuracy"] == 1 and labels.loc["oracle_reversed", "label accuracy"] == 0
     adapters = {run: results / f"seed1/train/{run}/adapter" for run in ("oracle", "oracle_reversed")}
@@ -118,9 +127,8 @@ def test_micro_dag_end_to_end(micro_run):
 def test_a_flipped_loss_sign_fails_the_control_check(micro_run, tmp_path, monkeypatch):
     """The controls' check is not one a broken loss passes: retrain both controls of the micro
     run with the DPO loss's sign flipped, as the train stage does, and the check fails."""
-    import yaml
-
     from prefalign import methods
+    from prefalign.config import load_config
     from prefalign.methods.records import Objective
     from prefalign.stages.train import train
 
@@ -132,7 +140,7 @@ def test_a_flipped_loss_sign_fails_the_control_check(micro_run, tmp_path, monkey
         loss, metrics = dpo.loss(scored, cfg)
         return -loss, metrics
     monkeypatch.setitem(methods.OBJECTIVES, "dpo", Objective(select=dpo.select, loss=flipped))
-    cfg = yaml.safe_load((ROOT / "tests/configs/micro.yaml").read_text())
+    cfg = load_config(ROOT / "tests/configs/micro.yaml")
     adapters = {}
     for run in ("oracle", "oracle_reversed"):
         r, out_dir = cfg["runs"][run], tmp_path / run

@@ -132,7 +132,7 @@ def build_consr_records(prompts, responses, pref_cfg, model, processor, load_ima
                         corrupt_view, *, context_template: str, batch_size: int = 16):
     from tqdm import tqdm
 
-    lam, selection = pref_cfg["lambda"], pref_cfg.get("selection", "reward")
+    lam, selection = pref_cfg["lambda"], pref_cfg["selection"]
     records, dropped = [], {}
     for s in tqdm(range(0, len(prompts), batch_size), desc="consr: contrastive scores", mininterval=5):
         part = prompts[s:s + batch_size]
@@ -166,7 +166,7 @@ def build(prompts, responses, pref_cfg, resources):
                                            context_template=resources["prompting"]["context_template"])
     chosen = [r["groups"][0][0] for r in records]
     rejected = [r["groups"][-1][0] for r in records]
-    stats = {"prompts": len(prompts), "kept": len(records), "dropped": dropped,
+    stats = {"prompts": len(prompts), "kept": len(records), "rejected": dict(sorted(dropped.items())),
              "candidates_per_prompt": sum(pref_cfg["candidates"].values()),
              "chosen_source": {s: sum(c["source"] == s for c in chosen) for s in SOURCES},
              "rejected_source": {s: sum(c["source"] == s for c in rejected) for s in SOURCES},
@@ -231,7 +231,7 @@ def stored_weights(records, index: int, width: int, mask: torch.Tensor, cfg: dic
                               "missing or not matching the scored tokens (ConSR's loss needs a ConSR set)")
         rows.append(shift + [0.0] * (width - len(shift)))
     shift = torch.tensor(rows, dtype=mask.dtype, device=mask.device)
-    return token_visual_weights(shift, cfg["alpha"], tuple(cfg.get("clip", (0.0, 0.2))), sign) * mask
+    return token_visual_weights(shift, cfg["alpha"], tuple(cfg["clip"]), sign) * mask
 
 
 def consr_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
@@ -240,7 +240,7 @@ def consr_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
     pol, ref, mask = scored["policy_tokens"], scored["ref_tokens"], scored["token_mask"]
     width = mask.shape[-1]
     if token_shift(cfg) == "policy":
-        clip = tuple(cfg.get("clip", (0.0, 0.2)))
+        clip = tuple(cfg["clip"])
         shift = token_shift_policy(pol, scored["policy_corrupt_tokens"], mask)
         w_w = token_visual_weights(shift[:, 0], cfg["alpha"], clip, +1) * mask[:, 0]
         w_l = token_visual_weights(shift[:, 1], cfg["alpha"], clip, -1) * mask[:, 1]
@@ -255,7 +255,7 @@ def consr_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
 
 
 def token_shift(cfg: dict) -> str:
-    shift = cfg.get("token_shift", "policy")
+    shift = cfg["token_shift"]
     if shift not in TOKEN_SHIFTS:
         raise ValueError(f"unknown ConSR token_shift {shift!r} (known: {TOKEN_SHIFTS})")
     return shift

@@ -6,7 +6,7 @@ clean image (on-policy), per prompt:
     chosen   = the first sample that is fully correct (correctness 1, `world.correctness`),
                else the ground-truth answer text (counted as `chosen_from_ground_truth`)
     rejected = the least correct sample that is not fully correct (first among ties);
-               a prompt whose samples are all correct gives no pair (`dropped_all_correct`)
+               a prompt whose samples are all correct gives no pair (rejected as `all_correct`)
 `labels` turns the pair into the control: `correct` (the positive control, `oracle`),
 `reversed` (the same pairs swapped, the negative control) or `random` (the same pairs,
 swapped by a coin seeded with the run's seed and the prompt id).
@@ -70,7 +70,7 @@ def build(prompts, responses, pref_cfg, resources):
         swapped += swap
         records.append(make_record(p, pair[::-1] if swap else pair, method=NAME, labels=labels,
                                    reads_ground_truth=True, swapped=swap))
-    stats = {"prompts": len(prompts), "kept": len(records), "dropped_all_correct": all_correct,
+    stats = {"prompts": len(prompts), "kept": len(records), "rejected": {"all_correct": all_correct},
              "chosen_from_ground_truth": from_truth,
              "chosen_from_ground_truth_share": from_truth / max(len(records), 1), "swapped": swapped}
     return records, stats

@@ -25,7 +25,7 @@ def build_seva_pairs(prompts: list[dict], clean: dict, augmented: dict, aug_name
             continue
         records.append(make_record(
             p, [[{**c, "source": "clean"}], [{**a, "source": aug_name}]], method=NAME))
-    return records, {"prompts": len(prompts), "kept": len(records), "dropped_identical": identical}
+    return records, {"prompts": len(prompts), "kept": len(records), "rejected": {"identical_pair": identical}}
 
 
 def build(prompts, responses, pref_cfg, resources=None):

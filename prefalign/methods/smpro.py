@@ -97,7 +97,7 @@ def smpro_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
     for sizes in sorted(set(scored["group_sizes"])):
         rows = torch.tensor([b for b, gs in enumerate(scored["group_sizes"]) if gs == sizes])
         r = ratios[rows, :sum(sizes)]
-        mgp[rows] = mgp_loss(r, list(sizes), cfg["steepness"], cfg.get("swap", "cauchy"))
+        mgp[rows] = mgp_loss(r, list(sizes), cfg["steepness"], cfg["swap"])
         positive[rows] = r[:, :sizes[0]].mean(-1)
         margin[rows] = (r[:, :sizes[0]].mean(-1) - r[:, sum(sizes) - sizes[-1]:].mean(-1)).detach()
         better_worse = cross_group_pairs(sizes)
@@ -107,7 +107,7 @@ def smpro_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
     # so that sign makes the loss unbounded below (lower every likelihood together); the
     # paper's stated aim ("strengthen the positive preferences", keep positives near the
     # reference) reads as -alpha * r(G_pos). positive_sign selects; +1 is the default.
-    loss = mgp.mean() + cfg.get("positive_sign", 1) * cfg["alpha"] * positive.mean()
+    loss = mgp.mean() + cfg["positive_sign"] * cfg["alpha"] * positive.mean()
     return loss, {"mgp": mgp.mean().item(), "positive_log_ratio": positive.mean().item(),
                   "reward_margin": margin.mean().item(), "pair_accuracy": ordered / max(pairs, 1)}
 
@@ -147,7 +147,7 @@ def build_smpro_groups(prompts: list[dict], responses: dict, groups_cfg: list[di
         all_identical += len({r["text"].strip() for g in groups for r in g}) == 1
         records.append(make_record(p, groups, method=NAME))
     sizes = [len(g) for g in records[0]["groups"]] if records else []
-    return records, {"prompts": len(prompts), "kept": len(records), "group_sizes": sizes,
+    return records, {"prompts": len(prompts), "kept": len(records), "rejected": {}, "group_sizes": sizes,
                      "all_responses_identical": all_identical}
 
 

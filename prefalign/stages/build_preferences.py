@@ -55,6 +55,16 @@ def build_preferences(*, prompts_path, response_paths: dict, out_path, stats_pat
                                                             preference_set, resources)
     for i, r in enumerate(records):
         validate_record(r, out_path, i)
+    check_counts(stats, records, preference_set["method"])
     write_jsonl(out_path, records)
     write_json(stats_path, stats)
-    log.info("preferences %s: %s", out_path, stats)
+    log.info("preferences %s: %d prompts -> %d records; rejected %s", out_path, stats["prompts"], stats["kept"],
+             stats["rejected"] or "none")
+
+
+def check_counts(stats: dict, records: list, method: str) -> None:
+    """Every prompt is accounted for: prompts = kept + the rejects counted by reason."""
+    rejected = sum(stats["rejected"].values())
+    if stats["kept"] != len(records) or stats["prompts"] != stats["kept"] + rejected:
+        raise RuntimeError(f"method {method}: {stats['prompts']} prompts, {len(records)} records, counted kept "
+                           f"{stats['kept']} + rejected {rejected} {stats['rejected']}: the counts do not add up")

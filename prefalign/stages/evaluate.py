@@ -11,7 +11,7 @@ def evaluate(*, model_dir, adapter_dir, world_dir, out_dir, evaluation: dict, de
     """`world_dir`: the miniature's benchmarks live in its `eval/` (None for the real ones)."""
     evaluate_to(out_dir, model_path=str(model_dir), adapter=str(adapter_dir) if adapter_dir else None,
                 tasks=evaluation["tasks"], data_dir=Path(world_dir) / "eval" if world_dir else None,
-                limit=evaluation.get("limit"), model_name=evaluation["model"], dtype=dtype, device=device,
-                judge_tasks=evaluation.get("judge_tasks"), model_args=evaluation.get("model_args"),
-                batch_size=evaluation.get("batch_size", 1))
+                limit=evaluation["limit"], model_name=evaluation["model"], dtype=dtype, device=device,
+                judge_tasks=evaluation.get("judge_tasks"), model_args=evaluation["model_args"],
+                batch_size=evaluation["batch_size"])
 

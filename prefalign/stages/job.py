@@ -23,6 +23,12 @@ def setup(smk) -> None:
         sys.modules["torch"].set_num_threads(max(1, smk.threads))
 
 
+def placement(smk) -> dict:
+    """Where the stage runs: the config's device and dtype. They are no params of their own:
+    every rule's `upstream` digest holds them (provenance.GLOBAL), so a change reruns the job."""
+    return {"device": smk.config["device"], "dtype": smk.config["dtype"]}
+
+
 def optional_input(smk, name: str):
     """The path of an input that a rule lists only when needed (e.g. the world), or None."""
     value = smk.input.get(name)

@@ -12,8 +12,8 @@ log = logging.getLogger(__name__)
 
 def make_world(*, out_dir, world: dict) -> None:
     spec = W.WorldSpec(image_size=world["image_size"], grid=world["grid"],
-                       cooccurrence=world.get("cooccurrence", 0.0), annotator_prior=world.get("annotator_prior", 0.0))
+                       cooccurrence=world["cooccurrence"], annotator_prior=world["annotator_prior"])
     counts = build_world(out_dir, world["seed"], spec, world["n_sft_images"], world["n_pool_images"], world["n_eval"],
-                         reasoning_share=world["reasoning_share"], consr_share=world.get("consr_share", 0.0),
-                         pool_family_weights=world.get("pool_family_weights"))
+                         reasoning_share=world["reasoning_share"], consr_share=world["consr_share"],
+                         pool_family_weights=world["pool_family_weights"])
     log.info("world written to %s: %s", out_dir, counts)

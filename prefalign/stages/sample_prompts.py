@@ -1,6 +1,7 @@
 """Rule sample_prompts: `n` prompts (image + question, never an answer) from a prompt source."""
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import numpy as np
 
 from ..data import extract_rlaif_v_images, load_conversations, load_povid, load_rlaif_v, open_image
 from ..io import write_jsonl
+
+log = logging.getLogger(__name__)
 
 
 def resolve(template: str, world_dir) -> str:
@@ -31,7 +34,7 @@ def with_unique_ids(convs):
 def select_conversations(convs, source: dict):
     """The source's subset: records whose image starts with one of `image_prefixes`, each cut
     to its first `questions_per_image` questions (SeVa: text+ocr images, 2 questions each)."""
-    prefixes = tuple(source.get("image_prefixes") or ())
+    prefixes = tuple(source["image_prefixes"])
     k = source.get("questions_per_image")
     out = []
     for c in convs:
@@ -58,9 +61,12 @@ def sample_prompts(*, out_path, prompt_set: dict, seed: int, world_dir) -> None:
     src, root = resolve(source["path"], world_dir), resolve(source["image_root"], world_dir)
     convs = LOADERS[source["format"]](src)
     suffix = f" {prompt_set['reasoning_prompt']}" if prompt_set.get("reasoning_prompt") else ""
+    selected = select_conversations(with_unique_ids(convs), source)
     prompts = [{"id": c.id if len(c.turns) == 1 else f"{c.id}#{k}", "image": str(Path(root) / c.image),
-                "question": strip_suffixes(t.question, source.get("strip_suffixes", ())) + suffix}
-               for c in select_conversations(with_unique_ids(convs), source) for k, t in enumerate(c.turns)]
+                "question": strip_suffixes(t.question, source["strip_suffixes"]) + suffix}
+               for c in selected for k, t in enumerate(c.turns)]
+    log.info("%s: %d records = %d kept + %d rejected by image_prefixes; %d questions, %d drawn", src, len(convs),
+             len(selected), len(convs) - len(selected), len(prompts), prompt_set["n"])
     if prompt_set["n"] > len(prompts):
         raise ValueError(f"{src}: asked for {prompt_set['n']} prompts, the source has {len(prompts)}")
     pick = sorted(np.random.default_rng(seed).choice(len(prompts), prompt_set["n"], replace=False).tolist())

@@ -62,8 +62,8 @@ def generate_batches(model, processor, items, images, questions, gcfg: dict, see
         part = items[s:s + bs]
         out += generate(model, processor, images(part), questions[s:s + bs],
                         max_new_tokens=gcfg["max_new_tokens"], do_sample=gcfg["do_sample"],
-                        temperature=gcfg.get("temperature", 1.0), top_p=gcfg.get("top_p", 1.0),
-                        num_return_sequences=gcfg.get("num_return_sequences", 1),
+                        temperature=gcfg["temperature"], top_p=gcfg["top_p"],
+                        num_return_sequences=gcfg["num_return_sequences"],
                         pixel_transform=pixel_transform_for(part) if pixel_transform_for else None,
                         seed=generation_seed(seed, view, s))
     return out

@@ -9,26 +9,31 @@ from ..evaluation import is_miniature
 from ..io import atomic_path
 from ..plots import save_figure
 from ..tables import (benchmark_table, diversity, label_accuracy, load_samples, main_table, pairs_with_the_top_group,
-                      plot_main, response_lengths, write_table)
+                      plot_main, preference_counts, response_lengths, write_table)
 
 
-def tables(*, out_dir, base_dir, run_dirs, pref_files, diversity_files, world_dir, runs: dict, order: list[str],
-           tables: dict, ablations: dict, tasks: list[str], control: str | None, n_seeds: int) -> None:
+def tables(*, out_dir, base_dir, run_dirs, pref_files, stats_files, diversity_files, world_dir, runs: dict,
+           order: list[str], tables: dict, ablations: dict, tasks: list[str], control: str | None,
+           n_seeds: int) -> None:
     """`run_dirs`: every run's evaluation folders (`<run>.seed<seed>`); `pref_files`: every
-    preference file a run trains on; `diversity_files`: n_seeds response files per entry of
-    `tables.diversity`, in its order; `order`: the runs in table order."""
+    preference file a run trains on, `stats_files` their counts; `diversity_files`: n_seeds
+    response files per entry of `tables.diversity`, in its order; `order`: the runs in table
+    order."""
     runs = {run: runs[run] for run in order}
     models, labels, prefs = {"base": [base_dir]}, {"base": "base"}, {}
     for run, rcfg in runs.items():
         models[run] = [d for d in run_dirs if Path(d).name.startswith(f"{run}.seed")]
-        labels[run] = rcfg.get("label", run)
+        labels[run] = rcfg["label"]
         prefs[rcfg["preferences"]] = [f for f in pref_files if Path(f).stem == rcfg["preferences"]]
     diversity = {d["label"]: diversity_files[k * n_seeds:(k + 1) * n_seeds]
-                 for k, d in enumerate(tables.get("diversity", []))}
+                 for k, d in enumerate(tables["diversity"])}
     write_tables(out_dir, models, labels, prefs, Path(world_dir) / "pool_answers.json" if world_dir else None,
-                 tables, main_rows=[r for r, c in runs.items() if c.get("main_table", True)],
+                 tables, main_rows=[r for r, c in runs.items() if c["main_table"]],
                  ablations=ablations, diversity_sets=diversity, tasks=tasks, control=control,
                  run_preferences={r: c["preferences"] for r, c in runs.items()})
+    write_table(Path(out_dir), "preference_counts", preference_counts(stats_files),
+                "Prompts in, records kept, prompts rejected by reason (per preference set and seed)",
+                "Counts from each set's .stats.json; prompts = kept + rejected.", scale=1)
 
 
 def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, *, main_rows, ablations,
@@ -64,7 +69,7 @@ def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, *, mai
         if miniature:
             write_label_accuracy_vs_gain(out_dir, deltas, overall, run_preferences or {}, labels)
     if diversity_sets:
-        window = tcfg.get("mattr_window", 50)
+        window = tcfg["mattr_window"]
         write_table(out_dir, "diversity", diversity(diversity_sets, window, tcfg),
                     f"Lexical diversity of sampled responses (MATTR-{window})",
                     note + f" MATTR over the words of each prompt's samples taken together (window {window}; "

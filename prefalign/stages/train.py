@@ -22,7 +22,7 @@ def train(*, prefs_path, model_dir, adapter_dir, log_csv, curves_png, title: str
     from ..model import load_model
     from ..training import add_lora, train_preferences
 
-    if training.get("processes", 1) > 1 and not distributed.launched_by_torchrun():
+    if training["processes"] > 1 and not distributed.launched_by_torchrun():
         kwargs = dict(prefs_path=str(prefs_path), model_dir=str(model_dir), adapter_dir=str(adapter_dir),
                       log_csv=str(log_csv), curves_png=str(curves_png), title=title, objective=objective,
                       training=training, seed=seed, device=device, dtype=dtype,
@@ -37,7 +37,7 @@ def train(*, prefs_path, model_dir, adapter_dir, log_csv, curves_png, title: str
     model, processor = load_model(model_dir, dtype=dtype, device=device)
     torch.manual_seed(seed)  # LoRA's A matrices are drawn at random: the same in every process and rerun
     model = add_lora(model, training["lora"])
-    sharded = distributed.world()[1] > 1 and training.get("fsdp", False)
+    sharded = distributed.world()[1] > 1 and training["fsdp"]
     if sharded:
         model = distributed.shard_model(model, device)
     # beside the adapter, not an output: Snakemake removes a failed job's outputs

@@ -81,7 +81,7 @@ def train_base_model(*, world_dir, model_dir, log_csv, competence_csv, base: dic
     rows = train_sft(model, processor, examples, pixel_values, steps=scfg["steps"],
                      batch_size=scfg["batch_size"], lr=scfg["lr"], weight_decay=scfg["weight_decay"],
                      warmup_frac=scfg["warmup_frac"], clip=scfg["clip"], seed=scfg["seed"],
-                     checkpoint_dir=checkpoints, checkpoint_every=scfg.get("checkpoint_every", 0),
+                     checkpoint_dir=checkpoints, checkpoint_every=scfg["checkpoint_every"],
                      checkpoint_key=checkpoint.fingerprint({"base_model": base, "image_size": image_size}, [world_dir]))
     write_csv(log_csv, rows)
     with atomic_path(model_dir) as tmp:
