@@ -178,6 +178,18 @@ def run_seeds(run):
     return config["runs"][run]["seeds"]
 
 
+def trained_preference_files(suffix):
+    """Each preference set some run trains on, per seed, as `{set}{suffix}` (".jsonl": the
+    records, ".stats.json": their counts)."""
+    return sorted(
+        {
+            f"{R}/seed{s}/preferences/{r['preferences']}{suffix}"
+            for run, r in config["runs"].items()
+            for s in run_seeds(run)
+        }
+    )
+
+
 def table_outputs():
     """What the tables stage writes: the miniature's tables where its benchmarks run, label
     accuracy where ground truth exists, the papers' benchmark table where those run."""

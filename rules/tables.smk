@@ -3,20 +3,8 @@ rule tables:
     input:
         base=f"{R}/eval/base",
         runs=[d for run in RUNS for d in eval_dirs(run)],
-        prefs=sorted(
-            {
-                f"{R}/seed{s}/preferences/{r['preferences']}.jsonl"
-                for run, r in config["runs"].items()
-                for s in run_seeds(run)
-            }
-        ),
-        stats=sorted(
-            {
-                f"{R}/seed{s}/preferences/{r['preferences']}.stats.json"
-                for run, r in config["runs"].items()
-                for s in run_seeds(run)
-            }
-        ),
+        prefs=trained_preference_files(".jsonl"),
+        stats=trained_preference_files(".stats.json"),
         diversity=[diversity_path(s, d) for d in config["tables"]["diversity"] for s in SEEDS],
         world=world_inputs(),
         upstream=sorted({f for run in RUNS for s in run_seeds(run) for f in run_files(run, s)}),
