@@ -26,9 +26,11 @@ from prefalign.data import open_image
 from prefalign.io import read_jsonl
 from prefalign.methods import objective
 from prefalign.model import load_model
+from prefalign.settings import ObjectiveSettings, TrainingSettings
 from prefalign.training import add_lora, train_preferences
 
-OBJECTIVES = {"dpo": {"beta": 0.1}, "mgp": {"steepness": 0.1, "swap": "cauchy", "alpha": 0.17}}
+OBJECTIVES = {"dpo": {"loss": "dpo", "beta": 0.1},
+              "mgp": {"loss": "mgp", "steepness": 0.1, "swap": "cauchy", "alpha": 0.17}}
 
 
 def main() -> None:
@@ -55,14 +57,15 @@ def main() -> None:
         reference.write(Path(tmp) / "ref.safetensors", reference.compute(stored, base, processor, load))
         reference.attach(stored, Path(tmp) / "ref.safetensors")
     once = time.perf_counter() - start
-    tcfg = {"lr": 5e-4, "epochs": 1, "batch_size": args.batch_size, "warmup_ratio": 0.0}
+    tcfg = TrainingSettings.from_partial({"lora": {"r": 16, "alpha": 32}, "lr": 5e-4, "epochs": 1,
+                                          "batch_size": args.batch_size, "checkpoint_every": 0})
+    ocfg = ObjectiveSettings.from_partial(OBJECTIVES[args.objective])
     timings, losses = {}, {}
     for name, recs in (("recomputed", records), ("stored", stored)):
         torch.manual_seed(0)
-        model = add_lora(copy.deepcopy(base), {"r": 16, "alpha": 32})
+        model = add_lora(copy.deepcopy(base), tcfg.lora)
         start = time.perf_counter()
-        rows = train_preferences(model, processor, recs, load, objective(args.objective), OBJECTIVES[args.objective],
-                                 tcfg, seed=0)
+        rows = train_preferences(model, processor, recs, load, objective(args.objective), ocfg, tcfg, seed=0)
         timings[name] = time.perf_counter() - start
         losses[name] = [r["loss"] for r in rows]
     steps = len(losses["stored"])

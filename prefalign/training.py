@@ -18,6 +18,7 @@ from . import distributed, reference
 from .checkpoint import Checkpoints, fault_if_injected
 from .methods.records import Objective
 from .model import group_scoring_batch, shared_prefix_token_logps
+from .settings import LoraSettings, ObjectiveSettings, TrainingSettings
 
 # All linear layers of the language model; the vision tower and projector stay frozen.
 log = logging.getLogger(__name__)
@@ -25,12 +26,12 @@ log = logging.getLogger(__name__)
 LLM_LINEAR_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
-def add_lora(model, lora_cfg: dict):
+def add_lora(model, lora_cfg: LoraSettings):
     from peft import LoraConfig, get_peft_model
 
-    cfg = LoraConfig(r=lora_cfg["r"], lora_alpha=lora_cfg["alpha"],
-                     lora_dropout=lora_cfg["dropout"],
-                     target_modules=lora_cfg.get("target_modules") or LLM_LINEAR_TARGETS,
+    cfg = LoraConfig(r=lora_cfg.r, lora_alpha=lora_cfg.alpha,
+                     lora_dropout=lora_cfg.dropout,
+                     target_modules=lora_cfg.target_modules or LLM_LINEAR_TARGETS,
                      bias="none")
     return get_peft_model(model, cfg)
 
@@ -93,7 +94,7 @@ def chosen_nll(scored: dict) -> torch.Tensor:
     return -(scored["policy"][:, 0] / scored["token_mask"][:, 0].sum(-1).clamp(min=1)).mean()
 
 
-def accumulate(model, processor, items, load_image, objective: Objective, objective_cfg: dict,
+def accumulate(model, processor, items, load_image, objective: Objective, objective_cfg: ObjectiveSettings,
                micro_batch_size: int, device, *, batch_size: int | None = None,
                micro_batches: int = 0, filler=None, chosen_nll_weight: float = 0.0) -> tuple[float, dict]:
     """Backward the batch's mean loss in micro-batches (gradient accumulation: the papers'
@@ -136,8 +137,9 @@ def deterministic_algorithms() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def train_preferences(model, processor, records, load_image, objective: Objective, objective_cfg: dict,
-                      tcfg: dict, seed: int, *, device: str = "cpu", checkpoint_dir=None, checkpoint_key: str = ""):
+def train_preferences(model, processor, records, load_image, objective: Objective,
+                      objective_cfg: ObjectiveSettings, tcfg: TrainingSettings, seed: int, *, device: str = "cpu",
+                      checkpoint_dir=None, checkpoint_key: str = ""):
     """Train the LoRA-wrapped `model` in place; returns per-step log rows.
 
     Each step scores the groups the objective selects from each record (a pair for DPO,
@@ -148,23 +150,23 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
     torch.manual_seed(seed)
     rng = random.Random(seed)
     order = []
-    for _ in range(tcfg["repeat"]):  # SeVa's reference code repeats the pair list
-        for _ in range(tcfg["epochs"]):
+    for _ in range(tcfg.repeat):  # SeVa's reference code repeats the pair list
+        for _ in range(tcfg.epochs):
             ep = list(range(len(records)))
             rng.shuffle(ep)
             order += ep
-    bs = tcfg["batch_size"]
+    bs = tcfg.batch_size
     steps = math.ceil(len(order) / bs)
     if steps == 0:
         raise ValueError("train: the preference set is empty; nothing to train on")
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
-    warmup = max(1, round(tcfg["warmup_ratio"] * steps))
+    opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    warmup = max(1, round(tcfg.warmup_ratio * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, steps, warmup))
     model.train()
     rank, processes = distributed.world()
     sharded = distributed.is_sharded(model)
-    with Checkpoints(checkpoint_dir, checkpoint_key, tcfg["checkpoint_every"], model, opt, sched) as checkpoints:
+    with Checkpoints(checkpoint_dir, checkpoint_key, tcfg.checkpoint_every, model, opt, sched) as checkpoints:
         start, loop = checkpoints.resume()
         rows = loop["rows"] if loop else []
         for step in tqdm(range(start, steps), desc="train", mininterval=5, disable=rank > 0, initial=start,
@@ -173,16 +175,16 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
             items = [records[i] for i in order[step * bs:(step + 1) * bs]]
             opt.zero_grad(set_to_none=True)
             # data parallel: each process scores every processes-th item of the batch
-            micro = tcfg.get("micro_batch_size") or bs
+            micro = tcfg.micro_batch_size or bs
             passes = math.ceil(math.ceil(len(items) / processes) / micro) if sharded else 0
             loss, metrics = accumulate(model, processor, items[rank::processes], load_image, objective, objective_cfg,
                                        micro, device, batch_size=len(items), micro_batches=passes, filler=items[0],
-                                       chosen_nll_weight=tcfg["chosen_nll_weight"])
+                                       chosen_nll_weight=tcfg.chosen_nll_weight)
             if not sharded:  # FSDP sums the gradients itself
                 distributed.sum_gradients(params)
             loss, metrics = distributed.sum_objects(loss, metrics)
-            if tcfg["max_grad_norm"]:
-                torch.nn.utils.clip_grad_norm_(params, tcfg["max_grad_norm"])
+            if tcfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, tcfg.max_grad_norm)
             opt.step()
             sched.step()
             if not math.isfinite(loss):

@@ -1,3 +1,4 @@
+from prefalign.settings import ObjectiveSettings, TrainingSettings
 from prefalign.stages import job
 from prefalign.stages.train import train
 
@@ -6,5 +7,6 @@ i, o, p, w = snakemake.input, snakemake.output, snakemake.params, snakemake.wild
 # how often to checkpoint is no param (it changes no output, so it must not rerun the job)
 settings = snakemake.config["training"][snakemake.config["runs"][w.run]["training"]]
 train(prefs_path=i.prefs, model_dir=i.model, adapter_dir=o.adapter, log_csv=o.log, curves_png=o.curves, title=w.run,
-      objective=p.objective, training={**p.training, "checkpoint_every": settings["checkpoint_every"]},
+      objective=ObjectiveSettings.of(p.objective),
+      training=TrainingSettings.of({**p.training, "checkpoint_every": settings["checkpoint_every"]}),
       seed=int(w.seed), **job.placement(snakemake), reference_path=i.reference)

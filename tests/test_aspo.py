@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from prefalign.methods.aspo import (aspo_margin, aspo_objective, min_max, response_units, sentence_char_starts,
                                     unit_stats, unit_weights)
 from prefalign.methods.dpo import dpo_loss
+from prefalign.settings import ObjectiveSettings
 
 
 def test_sentence_starts():
@@ -130,7 +131,7 @@ def test_objective_sums_token_ratios_per_unit():
     scored = {"records": [rec], "policy_tokens": pol, "ref_tokens": torch.zeros(1, 2, 6),
               "token_mask": torch.tensor([[[1.0] * 6, [1.0, 1.0, 0, 0, 0, 0]]]),
               "policy": pol.sum(-1), "ref": torch.zeros(1, 2)}
-    loss, _ = aspo_objective(scored, {"alpha": 0.5, "beta": 0.1})
+    loss, _ = aspo_objective(scored, ObjectiveSettings(loss="aspo", alpha=0.5, beta=0.1))
     expected = aspo_margin(torch.tensor([[2.0, -0.5]]), torch.tensor([[0.5, 0.5]]), torch.ones(1, 2),
                            torch.zeros(1), 0.1)
     assert loss.item() == pytest.approx(-F.logsigmoid(expected).item())

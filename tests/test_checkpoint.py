@@ -1,15 +1,16 @@
 """A training killed or signalled mid-run resumes from its checkpoint and ends byte-identical
 to an uninterrupted run (each run in a process of its own, as a job runs)."""
-import json
+import base64
 import os
+import pickle
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
-from prefalign.config import with_defaults
 from prefalign.io import write_jsonl
+from prefalign.settings import ObjectiveSettings, TrainingSettings
 
 STEPS = 7  # 7 records, batch 2, repeated twice: 14 items
 
@@ -37,17 +38,18 @@ def in_fresh_process(stage: str, kwargs: dict, fault=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFALIGN_FAULT")}
     if fault:
         env.update(PREFALIGN_FAULT_AT_STEP=str(fault[0]), PREFALIGN_FAULT_SIGNAL=fault[1])
-    code = ("import json, logging, sys; logging.basicConfig(level=logging.INFO)\n"
-            f"from prefalign.stages.{stage} import {stage}; {stage}(**json.loads(sys.argv[1]))")
-    return subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], env=env, capture_output=True, text=True)
+    code = ("import base64, logging, pickle, sys; logging.basicConfig(level=logging.INFO)\n"
+            f"from prefalign.stages.{stage} import {stage}; {stage}(**pickle.loads(base64.b64decode(sys.argv[1])))")
+    return subprocess.run([sys.executable, "-c", code, base64.b64encode(pickle.dumps(kwargs)).decode()], env=env,
+                          capture_output=True, text=True)
 
 
 def train(inputs, out, tcfg, fault=None):
     return in_fresh_process("train", dict(
         prefs_path=str(inputs / "prefs.jsonl"), model_dir=str(inputs / "model"), adapter_dir=str(out / "adapter"),
         log_csv=str(out / "log.csv"), curves_png=str(out / "curves.png"), title="t",
-        objective={"loss": "dpo", "beta": 0.1}, training=with_defaults("training", tcfg), seed=3, device="cpu",
-        dtype="float32"), fault)
+        objective=ObjectiveSettings(loss="dpo", beta=0.1), training=TrainingSettings.from_partial(tcfg), seed=3,
+        device="cpu", dtype="float32"), fault)
 
 
 def outputs(out) -> tuple[bytes, bytes]:

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import json
 import re
 import subprocess
@@ -8,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prefalign.config import ConfigError, load_config, validate_config, with_defaults
+from prefalign.config import ConfigError, _schema, load_config, validate_config, with_defaults
 from prefalign.data import load_conversations, open_image
 from prefalign.io import RecordError, atomic_path, read_jsonl, write_jsonl
+from prefalign.settings import GenerationSettings, LoraSettings, ObjectiveSettings, TrainingSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,6 +143,42 @@ def test_snakemake_validate_uses_the_same_schema(cfg):
     bad["world"]["grid"] = "three"
     with pytest.raises(WorkflowError, match="grid"):
         validate(bad, str(ROOT / "prefalign" / "schemas" / "config.schema.yaml"))
+
+
+SETTINGS = [LoraSettings, TrainingSettings, ObjectiveSettings, GenerationSettings]
+
+
+def schema_entry(kind: str) -> dict:
+    schema = _schema()
+    for part in kind.split("."):
+        schema = schema["properties"][part]
+        schema = schema if "properties" in schema else schema["additionalProperties"]
+    return schema
+
+
+@pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
+def test_settings_classes_have_exactly_the_schema_keys(cls):
+    """Each typed settings class names every key of its schema entry and no other; a field may
+    be left out of an entry (default None) exactly where the schema neither requires it nor
+    gives it a default, so the schema stays the one home of every default."""
+    entry, fields = schema_entry(cls.KIND), dataclasses.fields(cls)
+    assert {f.name for f in fields} == set(entry["properties"])
+    filled = set(entry["required"]) | {k for k, v in entry["properties"].items() if "default" in v}
+    assert {f.name for f in fields if f.default is None} == set(entry["properties"]) - filled
+
+
+def test_settings_from_the_config_round_trip_and_name_unknown_keys(cfg):
+    cfg = validate_config(copy.deepcopy(cfg))
+    training = TrainingSettings.of(cfg["training"]["miniature"])
+    assert isinstance(training.lora, LoraSettings) and training.lr == cfg["training"]["miniature"]["lr"]
+    assert TrainingSettings.of(training.as_dict()) == training  # as the torchrun workers receive it
+    for entry in cfg["objectives"].values():
+        assert ObjectiveSettings.of(json.loads(json.dumps(ObjectiveSettings.of(entry).as_dict()))) == \
+            ObjectiveSettings.of(entry)
+    assert GenerationSettings.from_partial({"do_sample": False, "max_new_tokens": 4, "batch_size": 2}).top_p == 1.0
+    with pytest.raises(ConfigError, match="'generation.<entry>.topp': not a field"):
+        GenerationSettings.of({**GenerationSettings.from_partial(
+            {"do_sample": False, "max_new_tokens": 4, "batch_size": 2}).as_dict(), "topp": 0.9})
 
 
 def test_malformed_jsonl_names_file_and_line(tmp_path):

@@ -6,7 +6,7 @@ import torch
 from test_losses_and_logprobs import _images
 
 from prefalign import world as W
-from prefalign.config import with_defaults
+from prefalign.settings import LoraSettings, ObjectiveSettings
 from prefalign.scoring import correctness
 from prefalign.augment import AugmentSpec, View
 from prefalign.methods.consr import (
@@ -115,7 +115,7 @@ def test_objective_reads_stored_token_shifts():
     mask = torch.tensor([[[1.0, 1.0], [1.0, 0.0]]])
     scored = {"records": [rec], "policy_tokens": pol, "ref_tokens": torch.zeros(1, 2, 2), "token_mask": mask,
               "policy": pol.sum(-1), "ref": torch.zeros(1, 2)}
-    cfg = {"beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2], "token_shift": "reference"}
+    cfg = ObjectiveSettings(loss="consr", beta=0.1, alpha=0.5, clip=(0.0, 0.2), token_shift="reference")
     loss, m = consr_objective(scored, cfg)
     delta = 1.5 * (0.1 * -3.0 / 2 - 0.1 * -3.0 / 1)
     weighted = (1.2 * -1.0 + 1.0 * -2.0) - (0.8 * -3.0)
@@ -134,14 +134,15 @@ def test_policy_token_shift_is_recomputed_from_the_policy():
     mask = torch.tensor([[[1.0, 1.0], [1.0, 0.0]]])
     scored = {"records": [rec], "policy_tokens": pol, "ref_tokens": torch.zeros(1, 2, 2), "token_mask": mask,
               "policy": (pol * mask).sum(-1), "ref": torch.zeros(1, 2), "policy_corrupt_tokens": corrupt}
-    cfg = with_defaults("objectives", {"loss": "consr", "beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2]})
+    cfg = ObjectiveSettings.from_partial({"loss": "consr", "beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2]})
     loss, m = consr_objective(scored, cfg)
     # dp = (0.4, 0.0) on y_w -> w = (1.2, 1.0); dp = -0.4 on y_l -> clip(-0.2, 0, .2) = 0 -> w = 1
     delta = m["length_normalised_margin"]
     weighted = (1.2 * math.log(0.5) + 1.0 * math.log(0.9)) - math.log(0.4)
     assert loss.item() == pytest.approx(-0.1 / (1 + math.exp(delta)) * weighted, rel=1e-5)  # float32
     with pytest.raises(ValueError, match="unknown ConSR token_shift 'both'"):
-        consr_objective(scored, {"beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2], "token_shift": "both"})
+        consr_objective(scored, ObjectiveSettings(loss="consr", beta=0.1, alpha=0.5, clip=(0.0, 0.2),
+                                                    token_shift="both"))
 
 
 def _naive_token_logps(model, processor, images, questions, candidates, pixel_transform=None):
@@ -231,16 +232,17 @@ def test_policy_shift_equals_the_stored_reference_shift_before_training(small_wo
         View(AugmentSpec("n", "diffusion", 800), 7), context_template=W.CONTEXT_TEMPLATE)
     assert records[0]["extras"]["corrupt"] == {"name": "n", "kind": "diffusion", "step": 800, "space": "tensor",
                                                "seed": 7}
-    lora = with_defaults("training.lora", {"r": 4, "alpha": 8})
+    lora = LoraSettings.from_partial({"r": 4, "alpha": 8})
     model = add_lora(copy.deepcopy(base), lora)  # B = 0: policy == reference
-    cfg = {"beta": 0.1, "alpha": 5.0, "clip": [0.0, 0.2]}  # alpha large enough that weights differ from 1
+    cfg = {"loss": "consr", "beta": 0.1, "alpha": 5.0, "clip": [0.0, 0.2]}  # alpha: weights differ from 1
     losses = {shift: accumulate(model, processor, records, lambda r: images[int(r["id"][1])], objective("consr"),
-                                {**cfg, "token_shift": shift}, 2, "cpu")[0] for shift in ("policy", "reference")}
+                                ObjectiveSettings.of({**cfg, "token_shift": shift}), 2, "cpu")[0]
+              for shift in ("policy", "reference")}
     assert losses["policy"] == pytest.approx(losses["reference"], rel=1e-5)
     del records[0]["extras"]["corrupt"]
     with pytest.raises(Exception, match="extras.corrupt.*missing"):
         accumulate(model, processor, records, lambda r: images[0], objective("consr"),
-                   {**cfg, "token_shift": "policy"}, 2, "cpu")
+                   ObjectiveSettings.of({**cfg, "token_shift": "policy"}), 2, "cpu")
 
 
 def test_wrong_answers_are_wrong_and_revision_turns_teach_the_right_one():

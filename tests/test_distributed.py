@@ -4,7 +4,7 @@ import re
 import pytest
 import torch
 
-from prefalign.config import with_defaults
+from prefalign.settings import ObjectiveSettings, TrainingSettings
 from prefalign.io import write_jsonl
 from prefalign.stages.train import train
 
@@ -46,8 +46,9 @@ def test_two_processes_train_the_same_adapter_as_one(small_world, tiny_model, tm
     for processes in (1, 2):
         out = tmp_path / f"p{processes}"
         train(prefs_path=tmp_path / "prefs.jsonl", model_dir=tmp_path / "model", adapter_dir=out / "adapter",
-              log_csv=out / "log.csv", curves_png=out / "curves.png", title="t", objective={"loss": "dpo", "beta": 0.1},
-              training=with_defaults("training", {**tcfg, "processes": processes, "fsdp": fsdp}), seed=0,
+              log_csv=out / "log.csv", curves_png=out / "curves.png", title="t",
+              objective=ObjectiveSettings(loss="dpo", beta=0.1),
+              training=TrainingSettings.from_partial({**tcfg, "processes": processes, "fsdp": fsdp}), seed=0,
               device="cpu", dtype="float32")
         adapters.append(load_file(out / "adapter" / "adapter_model.safetensors"))
         if processes == 2 and fsdp:  # each process holds about half of the weights

@@ -3,9 +3,11 @@ import math
 import pytest
 import torch
 
-from prefalign.config import with_defaults
 from prefalign.methods.dpo import dpo_loss, dpo_objective
 from prefalign.model import build_scoring_batch, response_token_ids, sequence_logps, token_logps
+from prefalign.settings import LoraSettings, ObjectiveSettings
+
+DPO = ObjectiveSettings(loss="dpo", beta=0.1)
 
 
 def test_dpo_loss_against_hand_computation():
@@ -16,7 +18,7 @@ def test_dpo_loss_against_hand_computation():
     assert loss.item() == pytest.approx(-math.log(1 / (1 + math.exp(-0.15))), rel=1e-6)
     # rows are items, column 0 the chosen response, column 1 the rejected one
     total, metrics = dpo_objective({"policy": torch.tensor([[-1.0, -3.0], [0.0, 0.0]]),
-                                    "ref": torch.tensor([[-2.0, -2.5], [0.0, 1.0]])}, {"beta": 0.1})
+                                    "ref": torch.tensor([[-2.0, -2.5], [0.0, 1.0]])}, DPO)
     expected = (-math.log(1 / (1 + math.exp(-0.15))) - math.log(1 / (1 + math.exp(-0.1)))) / 2
     assert total.item() == pytest.approx(expected, rel=1e-6)
     assert metrics["pair_accuracy"] == 1.0
@@ -94,10 +96,10 @@ def test_training_adds_the_weighted_anchor_to_the_loss(small_world, tiny_model):
     images = _images(small_world, 2)
     records = [{"id": str(k), "image": str(k), "question": "what colour is the circle?", "extras": {},
                 "groups": [[{"text": "red"}], [{"text": "blue circle"}]]} for k in range(2)]
-    model = add_lora(copy.deepcopy(base), with_defaults("training.lora", {"r": 4, "alpha": 8}))
+    model = add_lora(copy.deepcopy(base), LoraSettings.from_partial({"r": 4, "alpha": 8}))
     load = lambda r: images[int(r["id"])]  # noqa: E731
-    plain, _ = accumulate(model, processor, records, load, objective("dpo"), {"beta": 0.1}, 2, "cpu")
-    anchored, metrics = accumulate(model, processor, records, load, objective("dpo"), {"beta": 0.1}, 2, "cpu",
+    plain, _ = accumulate(model, processor, records, load, objective("dpo"), DPO, 2, "cpu")
+    anchored, metrics = accumulate(model, processor, records, load, objective("dpo"), DPO, 2, "cpu",
                                    chosen_nll_weight=0.5)
     with torch.no_grad():
         nll = chosen_nll(score_groups(model, processor, records, [objective("dpo").select(r) for r in records],

@@ -10,7 +10,7 @@ import copy
 import pytest
 import torch
 
-from prefalign.config import with_defaults
+from prefalign.settings import LoraSettings, ObjectiveSettings, TrainingSettings
 from prefalign.methods import OBJECTIVES
 from prefalign.model import (build_scoring_batch, generate, group_scoring_batch, load_model,
                              shared_prefix_token_logps, token_logps)
@@ -72,7 +72,7 @@ def test_one_training_step_of_each_objective_moves_only_lora_weights(arch, small
     from prefalign.methods.aspo import annotate_chosen
 
     base, processor = arch
-    model = add_lora(copy.deepcopy(base), with_defaults("training.lora", {"r": 4, "alpha": 8}))
+    model = add_lora(copy.deepcopy(base), LoraSettings.from_partial({"r": 4, "alpha": 8}))
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("language_model" in n and "lora_" in n for n in trainable)
     images = _images(small_world, 3)
@@ -103,8 +103,8 @@ def test_one_training_step_of_each_objective_moves_only_lora_weights(arch, small
             "aspo": {"beta": 0.1, "alpha": 0.5}, "consr": {"beta": 0.1, "alpha": 0.5, "clip": [0.0, 0.2]}}
     lora_b = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
     rows = train_preferences(model, processor, records, lambda r: images[int(r["id"])], OBJECTIVES[loss],
-                             with_defaults("objectives", {"loss": loss, **cfgs[loss]}),
-                             with_defaults("training", {"lora": LORA, "lr": 1e-2, "epochs": 1, "batch_size": 3}),
+                             ObjectiveSettings.from_partial({"loss": loss, **cfgs[loss]}),
+                             TrainingSettings.from_partial({"lora": LORA, "lr": 1e-2, "epochs": 1, "batch_size": 3}),
                              seed=0)
     assert len(rows) == 1 and torch.isfinite(torch.tensor(rows[0]["loss"]))
     assert any(not torch.equal(p, lora_b[n]) for n, p in model.named_parameters() if n in lora_b)
@@ -146,12 +146,12 @@ def test_gradient_accumulation_equals_one_big_batch(arch, small_world):
     grads = []
     for micro in (3, 1):
         torch.manual_seed(0)  # LoRA's A matrices are drawn from the global generator
-        model = add_lora(copy.deepcopy(base), with_defaults("training.lora", {"r": 4, "alpha": 8}))
+        model = add_lora(copy.deepcopy(base), LoraSettings.from_partial({"r": 4, "alpha": 8}))
         for n, p in model.named_parameters():  # move off the zero-init so gradients are informative
             if "lora_B" in n:
                 torch.nn.init.normal_(p, std=0.1, generator=torch.Generator().manual_seed(0))
         loss, _ = accumulate(model, processor, records, lambda r: images[int(r["id"])], OBJECTIVES["dpo"],
-                             {"beta": 0.1}, micro, "cpu")
+                             ObjectiveSettings(loss="dpo", beta=0.1), micro, "cpu")
         grads.append((loss, {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}))
     assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)
     for n, g in grads[0][1].items():
@@ -171,7 +171,7 @@ def test_lmms_eval_runs_each_architecture_and_attaches_an_adapter_as_if_merged(a
     kwargs = dict(tasks=["prefalign_pope", "prefalign_vqa"], task_dir=write_task_dir(tmp_path / "tasks",
                   small_world / "eval"), limit=4, model_name="qwen2_5_vl" if qwen else "llava_hf",
                   model_args={"min_pixels": 100, "max_pixels": 3600} if qwen else None)
-    model = add_lora(copy.deepcopy(base), with_defaults("training.lora", {"r": 4, "alpha": 8}))
+    model = add_lora(copy.deepcopy(base), LoraSettings.from_partial({"r": 4, "alpha": 8}))
     for n, p in model.named_parameters():  # a trained-looking adapter: B away from its zero init
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.5, generator=torch.Generator().manual_seed(0))

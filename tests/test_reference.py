@@ -7,7 +7,7 @@ import torch
 from test_losses_and_logprobs import _images
 
 from prefalign import reference
-from prefalign.config import with_defaults
+from prefalign.settings import ObjectiveSettings, TrainingSettings
 from prefalign.io import RecordError
 from prefalign.methods import objective
 from prefalign.training import add_lora, train_preferences
@@ -33,12 +33,12 @@ def test_training_with_stored_reference_equals_recomputing_it(tiny_model, small_
     stored = records()
     reference.write(tmp_path / "ref.safetensors", reference.compute(stored, base, processor, load, batch_size=3))
     reference.attach(stored, tmp_path / "ref.safetensors")
-    tcfg = with_defaults("training", {"lora": LORA, "lr": 1e-2, "epochs": 2, "batch_size": 3})
+    tcfg = TrainingSettings.from_partial({"lora": LORA, "lr": 1e-2, "epochs": 2, "batch_size": 3})
     runs = {}
     for name, recs in (("recomputed", records()), ("stored", stored)):
         torch.manual_seed(0)
-        model = add_lora(copy.deepcopy(base), tcfg["lora"])
-        ocfg = with_defaults("objectives", {"loss": loss, **cfg})
+        model = add_lora(copy.deepcopy(base), tcfg.lora)
+        ocfg = ObjectiveSettings.from_partial({"loss": loss, **cfg})
         rows = train_preferences(model, processor, recs, load, objective(loss), ocfg, tcfg, seed=0)
         runs[name] = (rows, {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n})
     assert len(runs["stored"][0]) == 3  # 4 records, 2 epochs, batches of 3

@@ -1,4 +1,5 @@
 """SMPRO: the odd-even sorting network, the MGP loss and its DPO special case."""
+import dataclasses
 import itertools
 import math
 
@@ -10,6 +11,11 @@ from prefalign.io import RecordError
 from prefalign.methods.dpo import dpo_loss
 from prefalign.methods.smpro import (build_smpro_groups, cross_group_pairs, mgp_loss, needs,
                                      odd_even_permutation, smpro_objective)
+from prefalign.settings import ObjectiveSettings
+
+
+def mgp(**kw) -> ObjectiveSettings:
+    return ObjectiveSettings(**{"loss": "mgp", "alpha": 0.17, "swap": "cauchy", "positive_sign": 1, **kw})
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 9])
@@ -81,7 +87,7 @@ def test_gradients_reach_every_log_ratio_and_unequal_sizes_batch():
     ref = torch.randn(3, 9, dtype=torch.float64)
     scored = {"policy": policy, "ref": ref,
               "group_sizes": [(3, 3, 3), (1, 2, 2), (3, 6)]}
-    loss, metrics = smpro_objective(scored, {"steepness": 0.5, "alpha": 0.17, "swap": "cauchy", "positive_sign": 1})
+    loss, metrics = smpro_objective(scored, mgp(steepness=0.5))
     loss.backward()
     used = [9, 5, 9]
     for b, n in enumerate(used):
@@ -100,8 +106,7 @@ def test_positive_term_sign_follows_eq4():
     """alpha * mean r(G_pos) is added: raising a positive's log ratio alone raises that term."""
     ratios = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
     loss, _ = smpro_objective({"policy": ratios, "ref": torch.zeros(1, 3, dtype=torch.float64),
-                               "group_sizes": [(1, 1, 1)]}, {"steepness": 1.0, "alpha": 0.17, "swap": "cauchy",
-                                                                 "positive_sign": 1})
+                               "group_sizes": [(1, 1, 1)]}, mgp(steepness=1.0))
     loss.backward()
     mgp_only = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
     mgp_loss(mgp_only, [1, 1, 1], 1.0).sum().backward()
@@ -112,7 +117,7 @@ def test_an_item_with_a_single_group_is_named():
     scored = {"policy": torch.zeros(2, 3), "ref": torch.zeros(2, 3), "group_sizes": [(1, 2), (3,)],
               "records": [{"id": "p1"}, {"id": "p2"}]}
     with pytest.raises(RecordError, match="record p2: field 'groups': 1 group; the MGP loss ranks at least 2"):
-        smpro_objective(scored, {"steepness": 1.0, "alpha": 0.17, "swap": "cauchy", "positive_sign": 1})
+        smpro_objective(scored, mgp(steepness=1.0))
 
 
 def test_cross_group_pairs():
@@ -151,10 +156,11 @@ def test_printed_positive_term_is_unbounded_below_and_the_flipped_sign_is_not():
     """MGP sees differences only: shifting every log ratio down leaves it unchanged, so with
     Eq. 4's printed sign the total keeps falling; with positive_sign -1 it rises."""
     r = torch.tensor([[1.0, 0.5, 0.0, -0.5]], dtype=torch.float64)
-    cfg = {"steepness": 0.1, "alpha": 0.17, "swap": "cauchy", "positive_sign": 1}
+    cfg = mgp(steepness=0.1)
     scored = lambda shift: {"policy": r + shift, "ref": torch.zeros_like(r), "group_sizes": [(2, 2)]}  # noqa: E731
     printed = [smpro_objective(scored(s), cfg)[0].item() for s in (0.0, -10.0, -100.0)]
-    flipped = [smpro_objective(scored(s), {**cfg, "positive_sign": -1})[0].item() for s in (0.0, -10.0, -100.0)]
+    flipped_cfg = dataclasses.replace(cfg, positive_sign=-1)
+    flipped = [smpro_objective(scored(s), flipped_cfg)[0].item() for s in (0.0, -10.0, -100.0)]
     assert printed[0] > printed[1] > printed[2]
     assert flipped[0] < flipped[1] < flipped[2]
     assert printed[1] - printed[0] == pytest.approx(-0.17 * 10)

@@ -2,6 +2,7 @@
 import pytest
 
 from prefalign.config import with_defaults
+from prefalign.settings import GenerationSettings
 from prefalign.stages.augment import augment
 from prefalign.stages.build_preferences import build_preferences
 from prefalign.stages.describe_images import describe_images
@@ -46,7 +47,7 @@ def test_prompt_sampling_is_seeded(small_world, tmp_path):
 def test_augment_and_responses_are_byte_identical(small_world, saved_model, tmp_path):
     _prompts(small_world, tmp_path / "p.jsonl", 1)
     acfg = {"kind": "diffusion", "step": 500}
-    gcfg = with_defaults("generation", {"do_sample": False, "max_new_tokens": 6, "batch_size": 5})
+    gcfg = GenerationSettings.from_partial({"do_sample": False, "max_new_tokens": 6, "batch_size": 5})
     outs = []
     for k in range(2):
         m, s, r = tmp_path / f"m{k}.jsonl", tmp_path / f"s{k}.png", tmp_path / f"r{k}.jsonl"
@@ -65,7 +66,7 @@ def test_tampered_view_is_caught(small_world, saved_model, tmp_path):
     rows = read_jsonl(tmp_path / "m.jsonl")
     rows[3]["digest"] = "0" * 16
     write_jsonl(tmp_path / "m.jsonl", rows)
-    greedy = with_defaults("generation", {"do_sample": False, "max_new_tokens": 4, "batch_size": 4})
+    greedy = GenerationSettings.from_partial({"do_sample": False, "max_new_tokens": 4, "batch_size": 4})
     with pytest.raises(RecordError, match="field 'digest'"):
         sample(tmp_path / "p.jsonl", saved_model, tmp_path / "r.jsonl", greedy, "noise500", acfg, tmp_path / "m.jsonl")
     assert not (tmp_path / "r.jsonl").exists()
@@ -79,9 +80,9 @@ def test_descriptions_revisions_and_consr_preferences_are_byte_identical(small_w
 
     p = tmp_path / "p.jsonl"
     _prompts(small_world, p, 1)
-    sampling = with_defaults("generation", {"do_sample": True, "temperature": 1.2, "max_new_tokens": 5,
+    sampling = GenerationSettings.from_partial({"do_sample": True, "temperature": 1.2, "max_new_tokens": 5,
                                             "num_return_sequences": 2, "batch_size": 5})
-    greedy = with_defaults("generation", {"do_sample": False, "max_new_tokens": 6, "batch_size": 5})
+    greedy = GenerationSettings.from_partial({"do_sample": False, "max_new_tokens": 6, "batch_size": 5})
     aug = {"noise500": {"kind": "diffusion", "step": 500}, "noise800": {"kind": "diffusion", "step": 800}}
     pref = with_defaults("preference_sets", {
         "method": "consr", "prompts": "p", "generation": "s", "consr_prompts": "world",
@@ -112,7 +113,7 @@ def test_descriptions_revisions_and_consr_preferences_are_byte_identical(small_w
 
 def test_sharded_sampling_joins_to_the_unsharded_file(small_world, saved_model, tmp_path):
     _prompts(small_world, tmp_path / "p.jsonl", 1)
-    gcfg = with_defaults("generation", {"do_sample": True, "temperature": 1.2, "max_new_tokens": 5,
+    gcfg = GenerationSettings.from_partial({"do_sample": True, "temperature": 1.2, "max_new_tokens": 5,
                                         "num_return_sequences": 2, "batch_size": 5})
     whole = tmp_path / "whole.jsonl"
     sample(tmp_path / "p.jsonl", saved_model, whole, gcfg)

@@ -1,7 +1,7 @@
 import pytest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from prefalign.config import with_defaults
+from prefalign.settings import LoraSettings
 from prefalign.model import chat_prompt, generate, load_model
 
 
@@ -44,7 +44,7 @@ def test_a_truncated_model_or_adapter_file_is_named(tmp_path, tiny_model):
     model, processor = tiny_model
     model.save_pretrained(tmp_path / "model")
     processor.save_pretrained(tmp_path / "model")
-    lora = with_defaults("training.lora", {"r": 2, "alpha": 4})
+    lora = LoraSettings.from_partial({"r": 2, "alpha": 4})
     add_lora(load_model(str(tmp_path / "model"))[0], lora).save_pretrained(tmp_path / "adapter")
     for folder, file in (("adapter", "adapter_model.safetensors"), ("model", "model.safetensors")):
         weights = tmp_path / folder / file

@@ -20,6 +20,7 @@ import re
 from ..lazy import F, torch
 
 from ..io import RecordError
+from ..settings import ObjectiveSettings
 from .records import Objective, pair_groups
 from .seva import build_seva_pairs
 
@@ -163,7 +164,7 @@ def aspo_margin(unit_ratios: torch.Tensor, weights: torch.Tensor, unit_mask: tor
     return beta * chosen - beta * rejected_ratio
 
 
-def aspo_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
+def aspo_objective(scored: dict, cfg: ObjectiveSettings) -> tuple[torch.Tensor, dict]:
     """L = -log sigmoid(M*); the chosen response's token log ratios summed per unit."""
     records = scored["records"]
     token_ratio = scored["policy_tokens"][:, 0] - scored["ref_tokens"][:, 0]  # [B, T] chosen
@@ -179,11 +180,11 @@ def aspo_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
                               "does not match the scored tokens (was the tokenizer changed?)")
         unit_ratios[b] = torch.zeros(width, dtype=token_ratio.dtype, device=token_ratio.device).index_add(
             0, tu, token_ratio[b, :len(tu)])
-        w = unit_weights(units, cfg["alpha"])
+        w = unit_weights(units, cfg.alpha)
         weights[b, :len(w)] = torch.tensor(w, dtype=weights.dtype)
         unit_mask[b, :len(w)] = 1
     rejected = scored["policy"][:, 1] - scored["ref"][:, 1]
-    margin = aspo_margin(unit_ratios, weights, unit_mask, rejected, cfg["beta"])
+    margin = aspo_margin(unit_ratios, weights, unit_mask, rejected, cfg.beta)
     dpo_margin = (unit_ratios.sum(-1) - rejected).detach()
     return -F.logsigmoid(margin).mean(), {"reward_margin": dpo_margin.mean().item(),
                                           "pair_accuracy": (dpo_margin > 0).float().mean().item()}

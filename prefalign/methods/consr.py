@@ -21,6 +21,7 @@ from __future__ import annotations
 from ..lazy import torch
 
 from ..io import RecordError
+from ..settings import ObjectiveSettings
 from .records import Objective, make_record, pair_groups
 
 NAME = "consr"
@@ -219,7 +220,8 @@ def token_shift_policy(policy: torch.Tensor, policy_corrupt: torch.Tensor, mask:
     return (policy.detach().exp() - policy_corrupt.detach().exp()) * mask
 
 
-def stored_weights(records, index: int, width: int, mask: torch.Tensor, cfg: dict, sign: int) -> torch.Tensor:
+def stored_weights(records, index: int, width: int, mask: torch.Tensor, cfg: ObjectiveSettings,
+                   sign: int) -> torch.Tensor:
     """Token weights [B, width] of response `index` of each record's selected pair, from the
     shifts stored at build time (the reference model's, `token_shift: reference`)."""
     rows = []
@@ -231,31 +233,31 @@ def stored_weights(records, index: int, width: int, mask: torch.Tensor, cfg: dic
                               "missing or not matching the scored tokens (ConSR's loss needs a ConSR set)")
         rows.append(shift + [0.0] * (width - len(shift)))
     shift = torch.tensor(rows, dtype=mask.dtype, device=mask.device)
-    return token_visual_weights(shift, cfg["alpha"], tuple(cfg["clip"]), sign) * mask
+    return token_visual_weights(shift, cfg.alpha, cfg.clip, sign) * mask
 
 
-def consr_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
+def consr_objective(scored: dict, cfg: ObjectiveSettings) -> tuple[torch.Tensor, dict]:
     """L' of Eq. 14. Token shifts dp_t (Eq. 12): `token_shift: policy` (the paper's p_theta,
     recomputed each step with the policy) or `reference` (computed once by the base model)."""
     pol, ref, mask = scored["policy_tokens"], scored["ref_tokens"], scored["token_mask"]
     width = mask.shape[-1]
     if token_shift(cfg) == "policy":
-        clip = tuple(cfg["clip"])
+        clip = cfg.clip
         shift = token_shift_policy(pol, scored["policy_corrupt_tokens"], mask)
-        w_w = token_visual_weights(shift[:, 0], cfg["alpha"], clip, +1) * mask[:, 0]
-        w_l = token_visual_weights(shift[:, 1], cfg["alpha"], clip, -1) * mask[:, 1]
+        w_w = token_visual_weights(shift[:, 0], cfg.alpha, clip, +1) * mask[:, 0]
+        w_l = token_visual_weights(shift[:, 1], cfg.alpha, clip, -1) * mask[:, 1]
     else:
         w_w = stored_weights(scored["records"], 0, width, mask[:, 0], cfg, +1)
         w_l = stored_weights(scored["records"], 1, width, mask[:, 1], cfg, -1)
     losses, delta = consr_loss(pol[:, 0], pol[:, 1], ref[:, 0], ref[:, 1], mask[:, 0], mask[:, 1], w_w, w_l,
-                               beta=cfg["beta"])
+                               beta=cfg.beta)
     margin = (scored["policy"][:, 0] - scored["ref"][:, 0]) - (scored["policy"][:, 1] - scored["ref"][:, 1])
     return losses.mean(), {"reward_margin": margin.mean().item(), "length_normalised_margin": delta.mean().item(),
                            "pair_accuracy": (margin > 0).float().mean().item()}
 
 
-def token_shift(cfg: dict) -> str:
-    shift = cfg["token_shift"]
+def token_shift(cfg: ObjectiveSettings) -> str:
+    shift = cfg.token_shift
     if shift not in TOKEN_SHIFTS:
         raise ValueError(f"unknown ConSR token_shift {shift!r} (known: {TOKEN_SHIFTS})")
     return shift

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from ..lazy import F, torch
+from ..settings import ObjectiveSettings
 
 from .records import Objective, pair_groups
 
@@ -15,10 +16,10 @@ def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: flo
     return -F.logsigmoid(beta * margin), margin
 
 
-def dpo_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
+def dpo_objective(scored: dict, cfg: ObjectiveSettings) -> tuple[torch.Tensor, dict]:
     """Objective interface: response 0 of each item is the chosen one, response 1 the rejected."""
     policy, ref = scored["policy"], scored["ref"]
-    losses, margin = dpo_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], cfg["beta"])
+    losses, margin = dpo_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], cfg.beta)
     return losses.mean(), {"reward_margin": margin.mean().item(),
                            "pair_accuracy": (margin > 0).float().mean().item()}
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..io import RecordError, require
+from ..settings import ObjectiveSettings
 
 
 def make_record(prompt: dict, groups: list[list[dict]], **extras) -> dict:
@@ -62,5 +63,5 @@ class Objective:
     `policy_corrupt_tokens` [B, Nmax, T]: the policy's token log-probs, without gradient, with
     each record's corrupt image (`extras.corrupt`: the augmentation it was built with)."""
     select: Callable[[dict], list[list[dict]]]
-    loss: Callable[[dict, dict], tuple]
-    scores_corrupt: Callable[[dict], bool] = lambda cfg: False
+    loss: Callable[[dict, ObjectiveSettings], tuple]
+    scores_corrupt: Callable[[ObjectiveSettings], bool] = lambda cfg: False

@@ -18,6 +18,7 @@ import math
 from ..lazy import F, torch
 
 from ..io import RecordError
+from ..settings import ObjectiveSettings
 from .records import Objective, all_groups, make_record
 
 NAME = "smpro"
@@ -79,7 +80,7 @@ def mgp_loss(log_ratios: torch.Tensor, group_sizes: list[int], steepness: float,
     return F.binary_cross_entropy(p, torch.ones_like(p), reduction="none").mean(-1)
 
 
-def smpro_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
+def smpro_objective(scored: dict, cfg: ObjectiveSettings) -> tuple[torch.Tensor, dict]:
     """Eq. 4: L = L_MGP + alpha * mean over the positive group of r(y_i), averaged over items.
 
     Items with different group sizes in one batch are bucketed by their sizes (each bucket
@@ -97,7 +98,7 @@ def smpro_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
     for sizes in sorted(set(scored["group_sizes"])):
         rows = torch.tensor([b for b, gs in enumerate(scored["group_sizes"]) if gs == sizes])
         r = ratios[rows, :sum(sizes)]
-        mgp[rows] = mgp_loss(r, list(sizes), cfg["steepness"], cfg["swap"])
+        mgp[rows] = mgp_loss(r, list(sizes), cfg.steepness, cfg.swap)
         positive[rows] = r[:, :sizes[0]].mean(-1)
         margin[rows] = (r[:, :sizes[0]].mean(-1) - r[:, sum(sizes) - sizes[-1]:].mean(-1)).detach()
         better_worse = cross_group_pairs(sizes)
@@ -107,7 +108,7 @@ def smpro_objective(scored: dict, cfg: dict) -> tuple[torch.Tensor, dict]:
     # so that sign makes the loss unbounded below (lower every likelihood together); the
     # paper's stated aim ("strengthen the positive preferences", keep positives near the
     # reference) reads as -alpha * r(G_pos). positive_sign selects; +1 is the default.
-    loss = mgp.mean() + cfg["positive_sign"] * cfg["alpha"] * positive.mean()
+    loss = mgp.mean() + cfg.positive_sign * cfg.alpha * positive.mean()
     return loss, {"mgp": mgp.mean().item(), "positive_log_ratio": positive.mean().item(),
                   "reward_margin": margin.mean().item(), "pair_accuracy": ordered / max(pairs, 1)}
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from ..data import open_image, read_prompts
 from ..io import write_jsonl
+from ..settings import GenerationSettings
 from .sample_responses import generate_batches
 
 
-def describe_images(*, prompts_path, model_dir, out_path, prompt: str, generation: dict, seed: int, device: str,
-                    dtype: str) -> None:
+def describe_images(*, prompts_path, model_dir, out_path, prompt: str,
+                    generation: GenerationSettings, seed: int, device: str, dtype: str) -> None:
     """One description per distinct image, written for every prompt of that image."""
     from ..model import load_model
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from ..data import open_image, read_descriptions, read_prompts
 from ..io import RecordError, read_jsonl, write_jsonl
+from ..settings import GenerationSettings
 from .sample_responses import generate_batches
 
 
 def revise_responses(*, prompts_path, model_dir, descriptions_path, responses_path, out_path, template: str,
-                     generation_name: str, generation: dict, seed: int, device: str, dtype: str) -> None:
+                     generation_name: str, generation: GenerationSettings, seed: int, device: str, dtype: str) -> None:
     from ..model import load_model
 
     model, processor = load_model(model_dir, dtype=dtype, device=device)

@@ -10,6 +10,7 @@ from tqdm import tqdm
 from ..augment import AugmentSpec, View, split_images, tensor_digest
 from ..data import open_image, read_prompts
 from ..io import RecordError, atomic_path, read_jsonl, write_jsonl
+from ..settings import GenerationSettings
 
 
 def checked_view(view: View, part, expected: dict, manifest_path):
@@ -48,7 +49,7 @@ def generation_seed(seed: int, view: str, batch_start: int) -> int:
     return seed * 1_000_003 + batch_start + offset
 
 
-def generate_batches(model, processor, items, images, questions, gcfg: dict, seed: int, desc: str, *,
+def generate_batches(model, processor, items, images, questions, gcfg: GenerationSettings, seed: int, desc: str, *,
                      pixel_transform_for=None, shard: tuple[int, int] = (0, 1),
                      view: str = "clean") -> list[list[tuple[str, int]]]:
     """Generate for the shard's items in batches of the generation config; per item (text,
@@ -56,21 +57,21 @@ def generate_batches(model, processor, items, images, questions, gcfg: dict, see
     list), so a rerun, or the same batch in another shard split, gives the same texts."""
     from ..model import generate
 
-    out, bs = [], gcfg["batch_size"]
+    out, bs = [], gcfg.batch_size
     span = shard_range(len(items), bs, shard)
     for s in tqdm(range(span.start, span.stop, bs), desc=desc, mininterval=5):
         part = items[s:s + bs]
         out += generate(model, processor, images(part), questions[s:s + bs],
-                        max_new_tokens=gcfg["max_new_tokens"], do_sample=gcfg["do_sample"],
-                        temperature=gcfg["temperature"], top_p=gcfg["top_p"],
-                        num_return_sequences=gcfg["num_return_sequences"],
+                        max_new_tokens=gcfg.max_new_tokens, do_sample=gcfg.do_sample,
+                        temperature=gcfg.temperature, top_p=gcfg.top_p,
+                        num_return_sequences=gcfg.num_return_sequences,
                         pixel_transform=pixel_transform_for(part) if pixel_transform_for else None,
                         seed=generation_seed(seed, view, s))
     return out
 
 
 def sample_responses(*, prompts_path, model_dir, manifest_path, out_path, view: str, augmentation: dict | None,
-                     generation_name: str, generation: dict, seed: int, device: str, dtype: str,
+                     generation_name: str, generation: GenerationSettings, seed: int, device: str, dtype: str,
                      shard: tuple[int, int] = (0, 1)) -> None:
     """Responses to every prompt under the view (`clean` or an augmentation's name), or to
     shard k of n of them (`join_shards` concatenates the n shard files into exactly the
@@ -90,7 +91,7 @@ def sample_responses(*, prompts_path, model_dir, manifest_path, out_path, view: 
                             f"sample {view}/{generation_name}",
                             pixel_transform_for=lambda part: checked_view(the_view, part, expected, manifest_path),
                             shard=shard, view=view)
-    mine = [prompts[i] for i in shard_range(len(prompts), generation["batch_size"], shard)]
+    mine = [prompts[i] for i in shard_range(len(prompts), generation.batch_size, shard)]
     write_jsonl(out_path, [{**p, "view": view, "generation": generation_name,
                             "responses": [{"text": t, "n_tokens": n} for t, n in g]} for p, g in zip(mine, gens)])
 

@@ -9,12 +9,14 @@ from .. import checkpoint, distributed
 from ..data import open_image
 from ..io import atomic_path, read_jsonl, write_csv
 from ..plots import save_figure, training_curves
+from ..settings import ObjectiveSettings, TrainingSettings
 
 WORKER = "prefalign.stages.train_worker"
 
 
-def train(*, prefs_path, model_dir, adapter_dir, log_csv, curves_png, title: str, objective: dict,
-          training: dict, seed: int, device: str, dtype: str, reference_path=None) -> None:
+def train(*, prefs_path, model_dir, adapter_dir, log_csv, curves_png, title: str,
+          objective: ObjectiveSettings, training: TrainingSettings, seed: int, device: str,
+          dtype: str, reference_path=None) -> None:
     """With `processes: N` > 1, on N processes (torchrun, each running `WORKER`). With
     `reference_path` the reference log-probs are read (rule reference_logps), not recomputed."""
     from ..methods import objective as objective_of
@@ -22,12 +24,12 @@ def train(*, prefs_path, model_dir, adapter_dir, log_csv, curves_png, title: str
     from ..model import load_model
     from ..training import add_lora, train_preferences
 
-    if training["processes"] > 1 and not distributed.launched_by_torchrun():
+    if training.processes > 1 and not distributed.launched_by_torchrun():
         kwargs = dict(prefs_path=str(prefs_path), model_dir=str(model_dir), adapter_dir=str(adapter_dir),
-                      log_csv=str(log_csv), curves_png=str(curves_png), title=title, objective=objective,
-                      training=training, seed=seed, device=device, dtype=dtype,
+                      log_csv=str(log_csv), curves_png=str(curves_png), title=title,
+                      objective=objective.as_dict(), training=training.as_dict(), seed=seed, device=device, dtype=dtype,
                       reference_path=str(reference_path) if reference_path else None)
-        return distributed.launch(training["processes"], WORKER, kwargs)
+        return distributed.launch(training.processes, WORKER, kwargs)
     device = distributed.init(device)
     records = [validate_record(r, prefs_path, f"line {i}") for i, r in enumerate(read_jsonl(prefs_path), 1)]
     if reference_path:
@@ -36,18 +38,18 @@ def train(*, prefs_path, model_dir, adapter_dir, log_csv, curves_png, title: str
         attach(records, reference_path)
     model, processor = load_model(model_dir, dtype=dtype, device=device)
     torch.manual_seed(seed)  # LoRA's A matrices are drawn at random: the same in every process and rerun
-    model = add_lora(model, training["lora"])
-    sharded = distributed.world()[1] > 1 and training["fsdp"]
+    model = add_lora(model, training.lora)
+    sharded = distributed.world()[1] > 1 and training.fsdp
     if sharded:
         model = distributed.shard_model(model, device)
     # beside the adapter, not an output: Snakemake removes a failed job's outputs
     checkpoints = Path(adapter_dir).parent / "checkpoint"
-    key = checkpoint.fingerprint({"objective": objective, "training": training, "seed": seed,
+    key = checkpoint.fingerprint({"objective": objective.as_dict(), "training": training.as_dict(), "seed": seed,
                                   "device": device, "dtype": dtype},
                                  [prefs_path, reference_path, model_dir])
     rows = train_preferences(model, processor, records,
                              lambda r: open_image("", r["image"], prefs_path, r["id"]),
-                             objective_of(objective["loss"]), objective, training, seed, device=device,
+                             objective_of(objective.loss), objective, training, seed, device=device,
                              checkpoint_dir=checkpoints, checkpoint_key=key)
     state = distributed.full_trainable_state(model) if sharded else None
     if distributed.world()[0] == 0:  # every process holds the same weights; one writes

@@ -1,0 +1,108 @@
+"""Typed, frozen settings: what the train stage and the generating stages receive.
+
+The config schema (`schemas/config.schema.yaml`) stays the one home of every default and its
+help, and validates; these classes name each field with its type, so code reads
+`training.lr`, and a key the schema gains but a class lacks (or the reverse) fails
+`tests/test_config_and_io.py`. `of` builds one from a validated config entry, whose defaults
+`validate_config` has filled in; `from_partial` fills them itself (tests, scripts that build
+an entry). Fields that default to None are optional keys whose absence means "off" or "not
+this kind's"."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .config import ConfigError, with_defaults
+
+
+class Settings:
+    KIND: ClassVar[str]  # the schema's section, for with_defaults and messages
+
+    @classmethod
+    def of(cls, entry: dict):
+        """From a validated entry whose defaults are filled in."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(entry) - fields)
+        if unknown:
+            raise ConfigError(f"config key '{cls.KIND}.<entry>.{unknown[0]}': not a field of {cls.__name__} "
+                              f"(fields: {sorted(fields)})")
+        try:
+            return cls(**cls.nested(entry))
+        except TypeError as e:  # a required field missing
+            raise ConfigError(f"config key '{cls.KIND}.<entry>': {e}") from None
+
+    @classmethod
+    def from_partial(cls, entry: dict):
+        """From an entry that may omit keys the schema has defaults for."""
+        return cls.of(with_defaults(cls.KIND, entry))
+
+    @classmethod
+    def nested(cls, entry: dict) -> dict:
+        return entry
+
+    def as_dict(self) -> dict:
+        """Plain values (JSON-ready): for checkpoint keys and the torchrun workers."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class LoraSettings(Settings):
+    KIND: ClassVar[str] = "training.lora"
+    r: int
+    alpha: float
+    dropout: float
+    target_modules: str | list[str] | None = None  # None: every linear layer of the language model
+
+
+@dataclass(frozen=True)
+class TrainingSettings(Settings):
+    KIND: ClassVar[str] = "training"
+    lora: LoraSettings
+    lr: float
+    warmup_ratio: float
+    epochs: int
+    repeat: int
+    batch_size: int
+    processes: int
+    fsdp: bool
+    weight_decay: float
+    max_grad_norm: float | None
+    checkpoint_every: int
+    chosen_nll_weight: float
+    micro_batch_size: int | None = None  # None: the whole batch in one pass
+
+    @classmethod
+    def nested(cls, entry: dict) -> dict:
+        lora = entry.get("lora")
+        return {**entry, "lora": LoraSettings.of(lora)} if isinstance(lora, dict) else entry
+
+
+@dataclass(frozen=True)
+class ObjectiveSettings(Settings):
+    """A loss and its parameters; which ones a loss needs, the schema says per `loss`."""
+    KIND: ClassVar[str] = "objectives"
+    loss: str
+    beta: float | None = None
+    steepness: float | None = None
+    swap: str | None = None
+    alpha: float | None = None
+    clip: tuple[float, float] | None = None
+    token_shift: str | None = None
+    positive_sign: int | None = None
+
+    @classmethod
+    def nested(cls, entry: dict) -> dict:
+        return {**entry, "clip": tuple(entry["clip"])} if entry.get("clip") is not None else entry
+
+
+@dataclass(frozen=True)
+class GenerationSettings(Settings):
+    KIND: ClassVar[str] = "generation"
+    do_sample: bool
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    num_return_sequences: int
+    batch_size: int
+    shards: int
