@@ -88,9 +88,38 @@ def load_povid(path) -> list[Conversation]:
     return convs
 
 
+# Records name the miniature world's images "{world}/images/...": the world folder of the
+# results folder they are read in (`world_dir`), so a results folder can be moved or copied.
+# Images of a real dataset keep the path the prompt source gives them.
+WORLD = "{world}"
+_world_dir: Path | None = None
+
+
+def world_dir(results) -> Path:
+    """Where a results folder holds the miniature world."""
+    return Path(results) / "world"
+
+
+def set_world_dir(path) -> None:
+    """The world folder that "{world}" in a record's image path means in this process
+    (`stages.job.setup` sets it from the config's results folder)."""
+    global _world_dir
+    _world_dir = Path(path)
+
+
+def image_file(name: str, source, record) -> Path:
+    """The file a record's image path names."""
+    if WORLD not in name:
+        return Path(name)
+    if _world_dir is None:
+        raise RecordError(source, record, "image", f"{name} is in the world folder, which is not set in this process "
+                          "(prefalign.data.set_world_dir)")
+    return Path(name.replace(WORLD, str(_world_dir)))
+
+
 def open_image(root, rel: str, source, record) -> Image.Image:
     """Open an RGB image; a missing or unreadable file names the record that points to it."""
-    p = Path(root) / rel
+    p = Path(root) / image_file(rel, source, record)
     try:
         with Image.open(p) as im:
             return im.convert("RGB")

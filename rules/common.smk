@@ -2,13 +2,14 @@
 import re
 
 from prefalign.config import validate_config
+from prefalign.data import world_dir
 from prefalign.evaluation import is_miniature
 from prefalign.provenance import GLOBAL as GLOBAL_SETTINGS, canonical, closure, run_order, upstream
 
 validate_config(config)  # the schema, the cross-references it cannot express, every default
 
 R = config["results"]
-WORLD = f"{R}/world"
+WORLD = str(world_dir(R))
 SEEDS = config["seeds"]
 RUNS = list(config["runs"])
 

@@ -5,6 +5,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
+from prefalign.data import set_world_dir  # noqa: E402
 from prefalign.world import WorldSpec  # noqa: E402
 from prefalign.world_build import build_world  # noqa: E402
 
@@ -13,6 +14,7 @@ from prefalign.world_build import build_world  # noqa: E402
 def small_world(tmp_path_factory):
     out = tmp_path_factory.mktemp("world") / "world"
     build_world(out, 0, WorldSpec(), 60, 30, {"pope": 12, "vqa": 10, "describe": 4}, progress=False)
+    set_world_dir(out)  # what a job's setup does: records' "{world}/..." images are read here
     return out
 
 

@@ -1,7 +1,13 @@
 """The same config and seed give byte-identical data files (prompts, augment manifests, responses)."""
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 
 from prefalign.config import with_defaults
+from prefalign.data import set_world_dir
+from prefalign.io import RecordError
 from prefalign.settings import GenerationSettings
 from prefalign.stages.augment import augment
 from prefalign.stages.build_preferences import build_preferences
@@ -35,6 +41,27 @@ def sample(prompts, model, out, generation, view="clean", augmentation=None, man
 def augment_views(prompts, model, manifest, sheet, augmentation):
     augment(prompts_path=prompts, model_dir=model, manifest_path=manifest, sheet_path=sheet, name="noise500",
             augmentation=augmentation, seed=1)
+
+
+def test_records_name_world_images_by_the_world_folder_they_are_read_in(small_world, saved_model, tmp_path):
+    """A results folder can be moved or copied: prompts name the world's images "{world}/...",
+    read in the world folder of the process (`data.set_world_dir`, which a job sets from its
+    config's results folder). A broken image in the moved copy only is found."""
+    prompts = tmp_path / "p.jsonl"
+    text = _prompts(small_world, prompts, 1)
+    assert str(small_world).encode() not in text and b'"image": "{world}/images/' in text
+    greedy = GenerationSettings.from_partial({"do_sample": False, "max_new_tokens": 4, "batch_size": 4})
+    moved = tmp_path / "moved" / "world"
+    shutil.copytree(small_world, moved)
+    first = json.loads(text.splitlines()[0])["image"].replace("{world}", str(moved))
+    Path(first).write_bytes(b"not an image")
+    try:
+        set_world_dir(moved)
+        with pytest.raises(RecordError, match=f"unreadable image {moved}"):
+            sample(prompts, saved_model, tmp_path / "moved.jsonl", greedy)
+    finally:
+        set_world_dir(small_world)
+    sample(prompts, saved_model, tmp_path / "here.jsonl", greedy)
 
 
 def test_prompt_sampling_is_seeded(small_world, tmp_path):

@@ -114,6 +114,10 @@ def test_micro_dag_end_to_end(micro_run):
     assert (deltas[deltas.metric == "pope_accuracy"].n_items == 24).all()
     assert (deltas.ci_low <= deltas.delta).all() and (deltas.delta <= deltas.ci_high).all()
     assert set(pd.read_csv(results / "tables" / "oracle_fraction.csv").run) == set(deltas.run) - {"oracle"}
+    # relocatable: no record names the results folder (the world's images are "{world}/...")
+    records = [p for stage in ("prompts", "responses", "descriptions", "revisions", "preferences")
+               for p in results.glob(f"seed*/{stage}/*.jsonl")]
+    assert len(records) > 10 and not [p for p in records if str(results) in p.read_text()]
     # nothing left to do, and rerunning one stage reruns only what depends on it
     dry = run(args + ["-n", "--forcerun", "build_preferences"], ROOT)
     assert dry.returncode == 0

@@ -6,12 +6,15 @@ import os
 import sys
 from pathlib import Path
 
+from ..data import set_world_dir, world_dir
+
 
 def setup(smk) -> None:
     """Everything the job writes to stderr (logging records, warnings, tqdm, a traceback,
     torchrun workers' output) goes to the rule's log file, as the catalogue's workflows do; the
     console keeps Snakemake's own progress. Torch, where the stage imported it, gets the rule's
-    threads (a stage that needs no torch does not pay its import)."""
+    threads (a stage that needs no torch does not pay its import). Records' "{world}/..." image
+    paths mean this results folder's world."""
     if smk.log:
         Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
         sys.stderr.flush()
@@ -21,6 +24,7 @@ def setup(smk) -> None:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(max(1, smk.threads))
+    set_world_dir(world_dir(smk.config["results"]))
 
 
 def placement(smk) -> dict:

@@ -56,9 +56,10 @@ LOADERS = {"llava_json": lambda f: load_conversations(f, require_answers=False),
 
 
 def sample_prompts(*, out_path, prompt_set: dict, seed: int, world_dir) -> None:
-    """Draw `n` prompts from the configured source (`{world}` in its paths is `world_dir`)."""
+    """Draw `n` prompts from the configured source (`{world}` in its paths is `world_dir`; the
+    records keep `{world}` in their image paths, `data.WORLD`)."""
     source = prompt_set["source"]
-    src, root = resolve(source["path"], world_dir), resolve(source["image_root"], world_dir)
+    src, root = resolve(source["path"], world_dir), source["image_root"]
     convs = LOADERS[source["format"]](src)
     suffix = f" {prompt_set['reasoning_prompt']}" if prompt_set.get("reasoning_prompt") else ""
     selected = select_conversations(with_unique_ids(convs), source)
@@ -72,7 +73,7 @@ def sample_prompts(*, out_path, prompt_set: dict, seed: int, world_dir) -> None:
     pick = sorted(np.random.default_rng(seed).choice(len(prompts), prompt_set["n"], replace=False).tolist())
     chosen = [prompts[i] for i in pick]
     if source["format"] == "rlaif_v":  # the released images live inside the parquet files
-        extract_rlaif_v_images(src, {p["id"] for p in chosen}, root)
+        extract_rlaif_v_images(src, {p["id"] for p in chosen}, resolve(root, world_dir))
     for p in chosen:  # a missing or unreadable image stops here, naming the record
-        open_image("", p["image"], src, p["id"])
+        open_image("", resolve(p["image"], world_dir), src, p["id"])
     write_jsonl(out_path, chosen)
