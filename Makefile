@@ -88,20 +88,30 @@ dag: venv
 	$(VENV)/bin/snakemake --rulegraph --configfile $(CONFIG) | dot -Tpng > dag.png
 
 # Install profiles/slurm as the user profile `slurm`, so `snakemake --profile slurm` finds it.
+# Model stages go to SLURM_PARTITION, the CPU stages to SLURM_CPU_PARTITION. A retry scales
+# memory and time by the attempt, capped at SLURM_MAX_MEM_MB and SLURM_MAX_RUNTIME_MIN; the
+# training stages get SIGTERM SLURM_SIGNAL_S seconds before their limit (checkpoint, stop).
 SLURM_PARTITION ?= gpu
+SLURM_CPU_PARTITION ?= $(SLURM_PARTITION)
 SLURM_ACCOUNT ?=
 SLURM_GPUS ?= 1
 SLURM_CPUS ?= 8
 SLURM_MEM_MB ?= 64000
 SLURM_SMALL_MEM_MB ?= 8000
+SLURM_MAX_MEM_MB ?= 256000
+SLURM_MAX_RUNTIME_MIN ?= 2880
+SLURM_SIGNAL_S ?= 600
 SLURM_PROFILE_DIR ?= $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake/slurm
 slurm-profile:
 	mkdir -p $(SLURM_PROFILE_DIR)
-	sed -e 's/@PARTITION@/$(SLURM_PARTITION)/' -e 's/@GPUS@/$(SLURM_GPUS)/' -e 's/@CPUS@/$(SLURM_CPUS)/' \
+	sed -e 's/@PARTITION@/$(SLURM_PARTITION)/' -e 's/@CPU_PARTITION@/$(SLURM_CPU_PARTITION)/' \
+	    -e 's/@GPUS@/$(SLURM_GPUS)/' -e 's/@CPUS@/$(SLURM_CPUS)/' \
 	    -e 's/@MEM@/$(SLURM_MEM_MB)/' -e 's/@SMALL_MEM@/$(SLURM_SMALL_MEM_MB)/' \
+	    -e 's/@MAX_MEM@/$(SLURM_MAX_MEM_MB)/' -e 's/@MAX_RUNTIME@/$(SLURM_MAX_RUNTIME_MIN)/' \
+	    -e 's/@SIGNAL_S@/$(SLURM_SIGNAL_S)/' \
 	    $(if $(SLURM_ACCOUNT),-e 's/@ACCOUNT@/$(SLURM_ACCOUNT)/',-e '/@ACCOUNT@/d' -e 's/^jobs:/slurm-no-account: true\njobs:/') \
 	    profiles/slurm/config.v9+.yaml > $(SLURM_PROFILE_DIR)/config.v9+.yaml
-	@echo "installed $(SLURM_PROFILE_DIR)/config.v9+.yaml (partition $(SLURM_PARTITION), $(SLURM_GPUS) GPU per GPU job)"
+	@echo "installed $(SLURM_PROFILE_DIR)/config.v9+.yaml (model stages: partition $(SLURM_PARTITION), $(SLURM_GPUS) GPU per job; CPU stages: $(SLURM_CPU_PARTITION))"
 
 clean:
 	rm -rf results .snakemake

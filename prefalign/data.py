@@ -3,11 +3,13 @@ LLaVA-Instruct-150K), POVID's released preference JSON and RLAIF-V's released pa
 the workflow's own prompt and description files."""
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from . import manifest
 from .io import RecordError, read_json, read_jsonl, require
 
 
@@ -26,6 +28,7 @@ class Conversation:
 
 def load_conversations(path, require_answers: bool) -> list[Conversation]:
     """Parse a LLaVA conversation file; a malformed record raises naming file, record, field."""
+    check_world_file(path)
     return parse_conversations(read_json(path), path, require_answers)
 
 
@@ -117,12 +120,24 @@ def image_file(name: str, source, record) -> Path:
     return Path(name.replace(WORLD, str(_world_dir)))
 
 
+def check_world_file(path, data: bytes | None = None) -> None:
+    """A file of this process's world must have the digest the world's manifest gives it
+    (`manifest.DigestError` otherwise); files elsewhere are not checked here."""
+    if _world_dir is not None and manifest.inside(_world_dir, path):
+        manifest.check(_world_dir, path, data)
+
+
 def open_image(root, rel: str, source, record) -> Image.Image:
-    """Open an RGB image; a missing or unreadable file names the record that points to it."""
+    """Open an RGB image; a missing, unreadable or (in the world) changed file names the
+    record that points to it."""
     p = Path(root) / image_file(rel, source, record)
     try:
-        with Image.open(p) as im:
+        data = p.read_bytes()
+        check_world_file(p, data)
+        with Image.open(io.BytesIO(data)) as im:
             return im.convert("RGB")
+    except manifest.DigestError as e:
+        raise RecordError(source, record, "image", str(e)) from None
     except FileNotFoundError:
         raise RecordError(source, record, "image", f"image file not found: {p}") from None
     except (UnidentifiedImageError, OSError) as e:

@@ -84,6 +84,7 @@ def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
     from tqdm import tqdm
 
     from .io import atomic_path
+    from .manifest import write_manifest
 
     counts = {}
     with atomic_path(out_dir) as tmp:
@@ -144,4 +145,5 @@ def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
             counts[f"eval_{task}"] = len(rows)
         (tmp / "world.json").write_text(json.dumps(
             {"seed": seed, "spec": spec.__dict__, "counts": counts}, indent=1, sort_keys=True))
+        write_manifest(tmp)  # the stages check every world file they read against it
     return counts

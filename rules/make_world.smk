@@ -8,6 +8,7 @@ rule make_world:
         f"{R}/benchmarks/make_world.tsv"
     conda:
         "../envs/prefalign.yaml"
+    retries: 0  # deterministic on the CPU: a retry fails the same way
     params:
         world=canonical(config.get("world")),
     script:

@@ -11,6 +11,7 @@ rule sample_prompts:
         f"{R}/benchmarks/sample_prompts.{{pset}}.seed{{seed}}.tsv"
     conda:
         "../envs/prefalign.yaml"
+    retries: 0  # deterministic on the CPU: a retry fails the same way
     params:
         pset=lambda wc: setting("prompt_sets", wc.pset),
         upstream=upstream(config, globals=("world",)),

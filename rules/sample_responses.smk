@@ -65,6 +65,7 @@ rule join_response_shards:
     localrule: True
     conda:
         "../envs/prefalign.yaml"
+    retries: 0  # deterministic on the CPU: a retry fails the same way
     params:
         upstream=lambda wc: upstream(
             config, ("prompt_sets", wc.pset), ("augmentations", wc.view), ("generation", wc.gen)

@@ -16,6 +16,7 @@ rule tables:
         f"{R}/benchmarks/tables.tsv"
     conda:
         "../envs/prefalign.yaml"
+    retries: 0  # deterministic on the CPU: a retry fails the same way
     params:
         runs=canonical(config["runs"]),
         order=run_order(config),

@@ -354,3 +354,20 @@ def test_rlaif_v_release_format_prompts_and_images(tmp_path):
     _rlaif_v_file(data / "RLAIF-V-Dataset_001.parquet", rows[2:])  # idx 2 is also in file 000
     with pytest.raises(RecordError, match="field 'idx': duplicate id 2"):
         sample_prompts(out_path=out, prompt_set=prompt_set(src, 3), seed=1, world_dir=tmp_path)
+
+
+def test_a_digest_manifest_names_a_changed_or_foreign_file(tmp_path):
+    from prefalign.manifest import NAME, DigestError, check, write_manifest
+
+    (tmp_path / "w" / "images").mkdir(parents=True)
+    (tmp_path / "w" / "pool.json").write_text("[]")
+    (tmp_path / "w" / "images" / "a.png").write_bytes(b"a")
+    write_manifest(tmp_path / "w")
+    assert (tmp_path / "w" / NAME).read_text().splitlines()[0].endswith("  images/a.png")
+    check(tmp_path / "w", tmp_path / "w" / "images" / "a.png")
+    (tmp_path / "w" / "pool.json").write_text("[{}]")
+    with pytest.raises(DigestError, match="pool.json: sha256 differs"):
+        check(tmp_path / "w", tmp_path / "w" / "pool.json")
+    (tmp_path / "w" / "images" / "b.png").write_bytes(b"b")
+    with pytest.raises(DigestError, match="b.png: not in"):
+        check(tmp_path / "w", tmp_path / "w" / "images" / "b.png")

@@ -1,6 +1,7 @@
 """Every shipped paper config validates and `snakemake -n` plans its whole DAG, against
 placeholder model folders and data files that this test creates (no weights here)."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,31 @@ def test_unset_path_variable_names_the_key(monkeypatch):
     monkeypatch.setenv("PREFALIGN_DATA", "/data")
     with pytest.raises(ConfigError, match="'base_model.path'"):
         load_config(ROOT / "configs" / "seva_llava15_7b.yaml")
+
+
+def test_the_slurm_profile_caps_its_scaling_signals_training_and_retries_only_model_stages(tmp_path):
+    """What `make slurm-profile` installs: every resource that scales with the attempt stays at
+    or under its cap (evaluated as Snakemake does, attempt 1 to 10); both training stages get
+    SIGTERM before their limit (they checkpoint on it); preempted jobs requeue; CPU stages go to
+    the CPU partition; the deterministic CPU rules do not retry."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    make = subprocess.run(["make", "-s", "slurm-profile", "SLURM_PARTITION=gpu", "SLURM_CPU_PARTITION=cpu",
+                           "SLURM_MEM_MB=64000", "SLURM_MAX_MEM_MB=100000", "SLURM_MAX_RUNTIME_MIN=1000",
+                           "SLURM_SIGNAL_S=300"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert make.returncode == 0, make.stderr
+    text = (tmp_path / "snakemake" / "slurm" / "config.v9+.yaml").read_text()
+    assert "@" not in text.replace("TERM@300", "").split("fields below.)")[1]  # every field filled in
+    profile = yaml.safe_load(text)
+    assert profile["slurm-requeue"] is True and profile["retries"] == 2
+    rules = {"<default>": profile["default-resources"], **profile["set-resources"]}
+    assert rules["<default>"]["slurm_partition"] == "cpu" and rules["train"]["slurm_partition"] == "gpu"
+    for rule, resources in rules.items():
+        for attempt in range(1, 11):
+            mem, runtime = (eval(str(resources.get(k, "0")), {}, {"attempt": attempt}) for k in ("mem_mb", "runtime"))
+            assert mem <= 100000 and runtime <= 1000, (rule, attempt)
+        assert ("slurm_extra" in resources) == (rule in ("train", "train_base_model")), rule
+    assert rules["train"]["slurm_extra"] == "'--signal=TERM@300'"
+    blocks = {m.group(1): m.group(0) for f in (ROOT / "rules").glob("*.smk")
+              for m in re.finditer(r"^rule (\w+):\n(?:[ \t]+.*\n?)*", f.read_text(), re.M)}
+    for rule in ("make_world", "sample_prompts", "join_response_shards", "tables"):
+        assert "\n    retries: 0" in blocks[rule], rule

@@ -80,23 +80,35 @@ def _snakemake(args, env, cwd=ROOT, timeout=1800):
                           text=True, timeout=timeout)
 
 
+def installed_profile(tmp_path) -> dict:
+    """`make slurm-profile` for the one-node cluster, in a config home of the test's own; the
+    environment that finds it."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    make = subprocess.run(["make", "-s", "slurm-profile", "SLURM_PARTITION=debug", "SLURM_GPUS=0", "SLURM_CPUS=2",
+                           "SLURM_MEM_MB=3000", "SLURM_SMALL_MEM_MB=1000", "SLURM_MAX_MEM_MB=6000"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    assert make.returncode == 0, make.stderr
+    assert (tmp_path / "xdg" / "snakemake" / "slurm" / "config.v9+.yaml").exists()
+    return env
+
+
+def workflow_copy(tmp_path) -> Path:
+    """A copy of the workflow, so a run's .snakemake folder is its own."""
+    work = tmp_path / "wf"
+    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", ".snakemake", "results", ".git"))
+    return work
+
+
 def test_micro_config_through_the_installed_profile_equals_a_local_run(slurm_cluster, micro_run, tmp_path):
     """The cluster run also evaluates one job per benchmark (`split_tasks`), joined on the
     submitting node: its evaluation files equal the local run's single jobs'."""
     import yaml
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
-    make = subprocess.run(["make", "-s", "slurm-profile", "SLURM_PARTITION=debug", "SLURM_GPUS=0", "SLURM_CPUS=2",
-                           "SLURM_MEM_MB=3000", "SLURM_SMALL_MEM_MB=1000"], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
-    assert make.returncode == 0, make.stderr
-    assert (tmp_path / "xdg" / "snakemake" / "slurm" / "config.v9+.yaml").exists()
+    env = installed_profile(tmp_path)
     cfg = yaml.safe_load((ROOT / "tests/configs/micro.yaml").read_text())
     cfg["evaluation"]["split_tasks"] = True
     (tmp_path / "micro_split.yaml").write_text(yaml.safe_dump(cfg))
-    # A copy of the workflow, so this run's .snakemake folder is its own.
-    work = tmp_path / "wf"
-    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", ".snakemake", "results", ".git"))
+    work = workflow_copy(tmp_path)
     on_slurm = _snakemake(["--profile", "slurm", "--max-threads", "1",  # as the local run (conftest)
                            "--configfile", str(tmp_path / "micro_split.yaml"),
                            "--config", f"results={tmp_path / 'slurm'}"], env, work)
@@ -108,9 +120,45 @@ def test_micro_config_through_the_installed_profile_equals_a_local_run(slurm_clu
             "seed1/responses/seva.clean.greedy.jsonl", "seed1/responses/smpro.noise800.sample2.jsonl",
             "seed1/preferences/seva.jsonl", "seed1/preferences/smpro.jsonl", "seed1/preferences/aspo.jsonl",
             "eval/base/results.json", "eval/base/samples.jsonl", "eval/seva.seed1/samples.jsonl"]
-    for rel in data:  # equal up to the results folder, which records carry in their image paths
+    for rel in data:  # equal up to the results folder (evaluation files name it)
         slurm_text = (tmp_path / "slurm" / rel).read_text().replace(str(tmp_path / "slurm"), "<results>")
         local_text = (local / rel).read_text().replace(str(local), "<results>")
         assert slurm_text == local_text, rel
     assert (tmp_path / "slurm" / "tables" / "main.md").exists()
     assert not list((tmp_path / "slurm" / "eval" / "tasks").rglob("results.json"))  # per-task folders are temp()
+
+
+def test_training_signalled_by_slurm_checkpoints_and_the_retry_resumes(slurm_cluster, micro_run, tmp_path):
+    """SIGTERM from SLURM (what the profile's `--signal=TERM@N` sends the training stages before
+    their time limit, and what preemption sends) reaches the training through the job's srun
+    step and Snakemake: it checkpoints after the current step and stops; the profile's retry
+    resumes there and ends with the local run's adapter, byte for byte. The job stops itself
+    at step 1 (SIGSTOP), so the signal comes at a known step; `scancel --signal=TERM` delivers
+    it to the job's steps as `--signal` does. One train job of a copy of the local micro run."""
+    env = installed_profile(tmp_path)
+    local, _, done = micro_run
+    assert done.returncode == 0
+    results = tmp_path / "results"
+    shutil.copytree(local, results)  # results are relocatable
+    adapter = results / "seed1/train/oracle/adapter"
+    train_log = results / "logs/train.oracle.seed1.log"
+    train_log.unlink()
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--profile", "slurm", "--max-threads", "1",
+                             "--configfile", "tests/configs/micro.yaml", "--config", f"results={results}",
+                             "--forcerun", "train", str(adapter)], cwd=workflow_copy(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**env, "PREFALIGN_FAULT_AT_STEP": "1", "PREFALIGN_FAULT_SIGNAL": "STOP"})
+    deadline = time.time() + 600
+    while not (train_log.exists() and "PREFALIGN_FAULT_AT_STEP=1" in train_log.read_text()):
+        assert proc.poll() is None and time.time() < deadline, proc.stdout.read()[-4000:] if proc.stdout else ""
+        time.sleep(1)
+    jobs = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    assert len(jobs) == 1, jobs
+    for sig in ("TERM", "CONT"):
+        subprocess.run(["scancel", f"--signal={sig}", jobs[0]], check=True)
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-4000:]
+    assert "resumed from step 2" in train_log.read_text(), train_log.read_text()[-3000:]
+    for name in ("adapter_model.safetensors",):
+        assert (adapter / name).read_bytes() == (local / "seed1/train/oracle/adapter" / name).read_bytes()
+    assert (results / "seed1/train/oracle/log.csv").read_text() == (local / "seed1/train/oracle/log.csv").read_text()

@@ -46,18 +46,20 @@ def augment_views(prompts, model, manifest, sheet, augmentation):
 def test_records_name_world_images_by_the_world_folder_they_are_read_in(small_world, saved_model, tmp_path):
     """A results folder can be moved or copied: prompts name the world's images "{world}/...",
     read in the world folder of the process (`data.set_world_dir`, which a job sets from its
-    config's results folder). A broken image in the moved copy only is found."""
+    config's results folder). An image swapped in the moved copy only (another valid image
+    of the world, so only its digest tells) is found: the world's manifest (`manifest.py`)."""
     prompts = tmp_path / "p.jsonl"
     text = _prompts(small_world, prompts, 1)
     assert str(small_world).encode() not in text and b'"image": "{world}/images/' in text
     greedy = GenerationSettings.from_partial({"do_sample": False, "max_new_tokens": 4, "batch_size": 4})
     moved = tmp_path / "moved" / "world"
     shutil.copytree(small_world, moved)
-    first = json.loads(text.splitlines()[0])["image"].replace("{world}", str(moved))
-    Path(first).write_bytes(b"not an image")
+    first, second = (json.loads(line)["image"].replace("{world}", str(moved)) for line in text.splitlines()[:2])
+    assert Path(first).read_bytes() != Path(second).read_bytes()
+    shutil.copyfile(second, first)
     try:
         set_world_dir(moved)
-        with pytest.raises(RecordError, match=f"unreadable image {moved}"):
+        with pytest.raises(RecordError, match=f"{first}: sha256 differs from {moved}/MANIFEST.sha256"):
             sample(prompts, saved_model, tmp_path / "moved.jsonl", greedy)
     finally:
         set_world_dir(small_world)

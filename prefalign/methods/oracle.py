@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ..data import check_world_file
 from ..io import RecordError, read_json
 from ..scoring import correctness
 from .records import make_record
@@ -54,6 +55,7 @@ def build(prompts, responses, pref_cfg, resources):
     if labels not in LABELS:
         raise ValueError(f"unknown oracle labels {labels!r} (known: {LABELS})")
     answers_path = resources["answers"]
+    check_world_file(answers_path)
     answers = read_json(answers_path)
     samples = responses[("clean", pref_cfg["generation"])]
     records, from_truth, all_correct, swapped = [], 0, 0, 0
