@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from prefalign import reference
-from prefalign.data import open_image
+from prefalign.data import open_record_image
 from prefalign.io import read_jsonl
 from prefalign.methods import objective
 from prefalign.model import load_model
@@ -49,7 +49,7 @@ def main() -> None:
     base.eval()
 
     def load(r):
-        return open_image("", r["image"], args.prefs, r["id"])
+        return open_record_image(r, args.prefs)
 
     start = time.perf_counter()
     stored = copy.deepcopy(records)

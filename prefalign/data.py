@@ -127,13 +127,16 @@ def check_world_file(path, data: bytes | None = None) -> None:
         manifest.check(_world_dir, path, data)
 
 
-def open_image(root, rel: str, source, record) -> Image.Image:
-    """Open an RGB image; a missing, unreadable or (in the world) changed file names the
-    record that points to it."""
+def open_image(root, rel: str, source, record, sha256: str | None = None) -> Image.Image:
+    """Open an RGB image; a missing, unreadable or changed file (in the world, against its
+    manifest; elsewhere, against `sha256` where given) names the record that points to it."""
     p = Path(root) / image_file(rel, source, record)
     try:
         data = p.read_bytes()
         check_world_file(p, data)
+        if sha256 is not None and manifest.sha256(data) != sha256:
+            raise manifest.DigestError(f"{p}: sha256 differs from the image_sha256 its prompt set recorded: "
+                                       "changed since the prompts were sampled")
         with Image.open(io.BytesIO(data)) as im:
             return im.convert("RGB")
     except manifest.DigestError as e:
@@ -205,6 +208,13 @@ def extract_rlaif_v_images(path, ids: set[str], image_root) -> None:
             dest.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(dest) as tmp:
                 tmp.write_bytes(data)
+
+
+def open_record_image(rec: dict, source) -> Image.Image:
+    """The image a workflow record (prompt, response or preference) names, checked against the
+    digest its prompt set recorded (`image_sha256`: images outside the world, which has its
+    own manifest)."""
+    return open_image("", rec["image"], source, rec["id"], rec.get("image_sha256"))
 
 
 def read_prompts(path) -> list[dict]:

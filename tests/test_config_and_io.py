@@ -260,6 +260,16 @@ def test_seva_text_ocr_selection_from_a_665k_format_file(tmp_path):
     prompts = read_prompts(tmp_path / "p.jsonl")
     assert sorted(p["id"] for p in prompts) == ["0#0", "0#1", "1#0", "1#1", "3#0", "3#1"]
     assert all(p["question"] == f"q{p['id'][-1]} of {p['id'][0]}?" for p in prompts)
+    # a dataset's image carries its digest from here on: changed in place, it stops the reader
+    from prefalign.data import open_record_image
+    from prefalign.methods.records import make_record
+
+    record = make_record(prompts[0], [[{"text": "a"}], [{"text": "b"}]])
+    assert record["image_sha256"] == prompts[0]["image_sha256"]
+    open_record_image(record, "prefs.jsonl")
+    Image.new("RGB", (4, 4), "white").save(prompts[0]["image"])
+    with pytest.raises(RecordError, match=f"prefs.jsonl: record {prompts[0]['id']}: field 'image': .*sha256 differs"):
+        open_record_image(record, "prefs.jsonl")
     with pytest.raises(ValueError, match="asked for 7 prompts, the source has 6"):
         sample_prompts(out_path=tmp_path / "q.jsonl", prompt_set=prompt_set(source, 7), seed=0, world_dir=None)
 

@@ -1,6 +1,6 @@
 """The one preference-record format every method writes and every objective reads.
 
-    {"id", "image", "question",
+    {"id", "image", ["image_sha256",] "question",   # the digest: images outside the world
      "groups": [[response, ...], ...],   # ranked, best group first; no order inside a group
      "extras": {...}}                     # method-specific (scores, weights, provenance)
     response = {"text", "n_tokens", "source", ...per-response extras}
@@ -17,7 +17,8 @@ from ..settings import ObjectiveSettings
 
 
 def make_record(prompt: dict, groups: list[list[dict]], **extras) -> dict:
-    return {"id": prompt["id"], "image": prompt["image"], "question": prompt["question"],
+    digest = {"image_sha256": prompt["image_sha256"]} if "image_sha256" in prompt else {}
+    return {"id": prompt["id"], "image": prompt["image"], **digest, "question": prompt["question"],
             "groups": groups, "extras": extras}
 
 

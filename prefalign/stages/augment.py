@@ -5,7 +5,7 @@ import torch
 from tqdm import tqdm
 
 from ..augment import AugmentSpec, View, split_images, tensor_digest
-from ..data import open_image, read_prompts
+from ..data import open_record_image, read_prompts
 from ..io import write_jsonl
 from ..plots import contact_sheet, save_figure
 
@@ -32,7 +32,7 @@ def augment(*, prompts_path, model_dir, manifest_path, sheet_path, name: str, au
     rows, sheet = [], None
     for s in tqdm(range(0, len(prompts), 256), desc=f"augment {name}"):
         part = prompts[s:s + 256]
-        images = [open_image("", p["image"], prompts_path, p["id"]) for p in part]
+        images = [open_record_image(p, prompts_path) for p in part]
         pv = view_pixel_values(processor, view, part, images)
         if sheet is None:
             clean = view_pixel_values(processor, View(None, seed), part[:n_sheet], images[:n_sheet])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..data import open_image, read_descriptions, read_prompts
+from ..data import open_record_image, read_descriptions, read_prompts
 from ..io import RecordError, read_jsonl, require, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def build_preferences(*, prompts_path, response_paths: dict, out_path, stats_pat
     resources = {"model": load_base, "clip": load_scorer, "seed": seed, "augmentations": augmentations or {},
                  "descriptions": lambda: read_descriptions(descriptions_path), "prompting": consr_prompts,
                  "answers": Path(world_dir) / "pool_answers.json" if world_dir else None,
-                 "load_image": lambda r: open_image("", r["image"], prompts_path, r["id"])}
+                 "load_image": lambda r: open_record_image(r, prompts_path)}
     records, stats = method(preference_set["method"]).build(prompts, read_responses(prompts, response_paths),
                                                             preference_set, resources)
     for i, r in enumerate(records):

@@ -1,7 +1,7 @@
 """Rule describe_images (ConSR): the model's own description d of each prompt's image."""
 from __future__ import annotations
 
-from ..data import open_image, read_prompts
+from ..data import open_record_image, read_prompts
 from ..io import write_jsonl
 from ..settings import GenerationSettings
 from .sample_responses import generate_batches
@@ -17,7 +17,7 @@ def describe_images(*, prompts_path, model_dir, out_path, prompt: str,
     first = list({p["image"]: p for p in prompts}.values())  # one prompt per image names it
 
     def images(part):
-        return [open_image("", p["image"], prompts_path, p["id"]) for p in part]
+        return [open_record_image(p, prompts_path) for p in part]
 
     gens = generate_batches(model, processor, first, images, [prompt] * len(first), generation, seed,
                             "describe images")

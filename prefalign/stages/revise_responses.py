@@ -2,7 +2,7 @@
 description, the question and that sample (the revision template), on the clean image."""
 from __future__ import annotations
 
-from ..data import open_image, read_descriptions, read_prompts
+from ..data import open_record_image, read_descriptions, read_prompts
 from ..io import RecordError, read_jsonl, write_jsonl
 from ..settings import GenerationSettings
 from .sample_responses import generate_batches
@@ -27,7 +27,7 @@ def revise_responses(*, prompts_path, model_dir, descriptions_path, responses_pa
                                                response=r["text"])))
 
     def images(part):
-        return [open_image("", p["image"], prompts_path, p["id"]) for p, _, _ in part]
+        return [open_record_image(p, prompts_path) for p, _, _ in part]
 
     gens = generate_batches(model, processor, jobs, images, [q for _, _, q in jobs], generation, seed,
                             "revise responses")

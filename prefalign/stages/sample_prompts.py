@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import extract_rlaif_v_images, load_conversations, load_povid, load_rlaif_v, open_image
+from ..data import WORLD, extract_rlaif_v_images, load_conversations, load_povid, load_rlaif_v, open_image
 from ..io import write_jsonl
+from ..manifest import sha256
 
 log = logging.getLogger(__name__)
 
@@ -75,5 +76,8 @@ def sample_prompts(*, out_path, prompt_set: dict, seed: int, world_dir) -> None:
     if source["format"] == "rlaif_v":  # the released images live inside the parquet files
         extract_rlaif_v_images(src, {p["id"] for p in chosen}, resolve(root, world_dir))
     for p in chosen:  # a missing or unreadable image stops here, naming the record
-        open_image("", resolve(p["image"], world_dir), src, p["id"])
+        path = resolve(p["image"], world_dir)
+        open_image("", path, src, p["id"])
+        if WORLD not in p["image"]:  # the world has its manifest; a dataset's image its digest here
+            p["image_sha256"] = sha256(Path(path).read_bytes())
     write_jsonl(out_path, chosen)

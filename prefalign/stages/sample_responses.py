@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..augment import AugmentSpec, View, split_images, tensor_digest
-from ..data import open_image, read_prompts
+from ..data import open_record_image, read_prompts
 from ..io import RecordError, atomic_path, read_jsonl, write_jsonl
 from ..settings import GenerationSettings
 
@@ -84,7 +84,7 @@ def sample_responses(*, prompts_path, model_dir, manifest_path, out_path, view: 
     expected = {r["id"]: r["digest"] for r in read_jsonl(manifest_path)} if manifest_path else {}
 
     def images(part):
-        return the_view.images([open_image("", p["image"], prompts_path, p["id"]) for p in part],
+        return the_view.images([open_record_image(p, prompts_path) for p in part],
                                [p["id"] for p in part])
 
     gens = generate_batches(model, processor, prompts, images, [p["question"] for p in prompts], generation, seed,

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint, distributed
-from ..data import open_image
+from ..data import open_record_image
 from ..io import atomic_path, read_jsonl, write_csv
 from ..plots import save_figure, training_curves
 from ..settings import ObjectiveSettings, TrainingSettings
@@ -48,7 +48,7 @@ def train(*, prefs_path, model_dir, adapter_dir, log_csv, curves_png, title: str
                                   "device": device, "dtype": dtype},
                                  [prefs_path, reference_path, model_dir])
     rows = train_preferences(model, processor, records,
-                             lambda r: open_image("", r["image"], prefs_path, r["id"]),
+                             lambda r: open_record_image(r, prefs_path),
                              objective_of(objective.loss), objective, training, seed, device=device,
                              checkpoint_dir=checkpoints, checkpoint_key=key)
     state = distributed.full_trainable_state(model) if sharded else None
