@@ -6,9 +6,9 @@ rule make_world:
         f"{R}/logs/make_world.log",
     benchmark:
         f"{R}/benchmarks/make_world.tsv"
+    retries: 0  # deterministic on the CPU: a retry fails the same way
     conda:
         "../envs/prefalign.yaml"
-    retries: 0  # deterministic on the CPU: a retry fails the same way
     params:
         world=canonical(config.get("world")),
     script:

@@ -9,9 +9,9 @@ rule sample_prompts:
         f"{R}/logs/sample_prompts.{{pset}}.seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/sample_prompts.{{pset}}.seed{{seed}}.tsv"
+    retries: 0  # deterministic on the CPU: a retry fails the same way
     conda:
         "../envs/prefalign.yaml"
-    retries: 0  # deterministic on the CPU: a retry fails the same way
     params:
         pset=lambda wc: setting("prompt_sets", wc.pset),
         upstream=upstream(config, globals=("world",)),

@@ -62,10 +62,10 @@ rule join_response_shards:
         f"{R}/logs/join_response_shards.{{pset}}.{{view}}.{{gen}}.seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/join_response_shards.{{pset}}.{{view}}.{{gen}}.seed{{seed}}.tsv"
+    retries: 0  # deterministic on the CPU: a retry fails the same way
     localrule: True
     conda:
         "../envs/prefalign.yaml"
-    retries: 0  # deterministic on the CPU: a retry fails the same way
     params:
         upstream=lambda wc: upstream(
             config, ("prompt_sets", wc.pset), ("augmentations", wc.view), ("generation", wc.gen)

@@ -14,9 +14,9 @@ rule tables:
         f"{R}/logs/tables.log",
     benchmark:
         f"{R}/benchmarks/tables.tsv"
+    retries: 0  # deterministic on the CPU: a retry fails the same way
     conda:
         "../envs/prefalign.yaml"
-    retries: 0  # deterministic on the CPU: a retry fails the same way
     params:
         runs=canonical(config["runs"]),
         order=run_order(config),
