@@ -18,10 +18,12 @@ from .config import ConfigError, with_defaults
 
 class Settings:
     KIND: ClassVar[str]  # the schema's section, for with_defaults and messages
+    RENAMED: ClassVar[dict] = {}  # config key -> field, where the key is a Python keyword
 
     @classmethod
     def of(cls, entry: dict):
         """From a validated entry whose defaults are filled in."""
+        entry = {cls.RENAMED.get(k, k): v for k, v in entry.items()}
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(entry) - fields)
         if unknown:
@@ -42,8 +44,10 @@ class Settings:
         return entry
 
     def as_dict(self) -> dict:
-        """Plain values (JSON-ready): for checkpoint keys and the torchrun workers."""
-        return dataclasses.asdict(self)
+        """Plain values under the config's keys (JSON-ready): for checkpoint keys and the
+        torchrun workers."""
+        config_key = {v: k for k, v in self.RENAMED.items()}
+        return {config_key.get(k, k): v for k, v in dataclasses.asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -106,3 +110,25 @@ class GenerationSettings(Settings):
     num_return_sequences: int
     batch_size: int
     shards: int
+
+
+@dataclass(frozen=True)
+class PreferenceSetSettings(Settings):
+    """A preference set: its method, prompts and generation, and what its method reads (the
+    schema says which keys each method requires). ConSR's `lambda` is `lambda_` here."""
+    KIND: ClassVar[str] = "preference_sets"
+    RENAMED: ClassVar[dict] = {"lambda": "lambda_"}
+    method: str
+    prompts: str
+    generation: str
+    labels: str | None = None
+    clip: str | None = None
+    consr_prompts: str | None = None
+    candidates: dict | None = None  # ConSR: {sampled, revised, noisy} candidates per prompt
+    noisy_augmentation: str | None = None
+    corrupt_augmentation: str | None = None
+    lambda_: float | None = None
+    selection: str | None = None
+    level: str | None = None
+    augmentation: str | None = None
+    groups: list | None = None  # SMPRO: [{views, per_view}, ...], best group first

@@ -104,7 +104,7 @@ def diversity_path(seed, d):
 
 
 def preference_responses(wildcards):
-    from prefalign.methods import method
+    from prefalign.methods import responses_needed
 
     p = config["preference_sets"][wildcards.prefset]
     return {
@@ -113,7 +113,7 @@ def preference_responses(wildcards):
             if view == "revised"
             else response_path(wildcards.seed, p["prompts"], view, gen)
         )
-        for view, gen in method(p["method"]).needs(p)
+        for view, gen in responses_needed(p)
     }
 
 
@@ -150,7 +150,7 @@ def preference_set_files(seed, prefset):
     consumers' outputs exist)."""
     from types import SimpleNamespace
 
-    from prefalign.methods import method
+    from prefalign.methods import responses_needed
 
     wc = SimpleNamespace(seed=seed, prefset=prefset)
     p = config["preference_sets"][prefset]
@@ -159,7 +159,7 @@ def preference_set_files(seed, prefset):
         files += found(wc).values()
     files += [
         augment_manifest(SimpleNamespace(seed=seed, pset=p["prompts"], view=view))
-        for view, _ in method(p["method"]).needs(p)
+        for view, _ in responses_needed(p)
         if view in config["augmentations"]
     ]
     return sorted(set(files))

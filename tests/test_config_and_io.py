@@ -12,7 +12,8 @@ import yaml
 from prefalign.config import ConfigError, _schema, load_config, validate_config, with_defaults
 from prefalign.data import load_conversations, open_image
 from prefalign.io import RecordError, atomic_path, read_jsonl, write_jsonl
-from prefalign.settings import GenerationSettings, LoraSettings, ObjectiveSettings, TrainingSettings
+from prefalign.settings import (GenerationSettings, LoraSettings, ObjectiveSettings, PreferenceSetSettings,
+                                TrainingSettings)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,7 +146,7 @@ def test_snakemake_validate_uses_the_same_schema(cfg):
         validate(bad, str(ROOT / "prefalign" / "schemas" / "config.schema.yaml"))
 
 
-SETTINGS = [LoraSettings, TrainingSettings, ObjectiveSettings, GenerationSettings]
+SETTINGS = [LoraSettings, TrainingSettings, ObjectiveSettings, GenerationSettings, PreferenceSetSettings]
 
 
 def schema_entry(kind: str) -> dict:
@@ -162,9 +163,10 @@ def test_settings_classes_have_exactly_the_schema_keys(cls):
     be left out of an entry (default None) exactly where the schema neither requires it nor
     gives it a default, so the schema stays the one home of every default."""
     entry, fields = schema_entry(cls.KIND), dataclasses.fields(cls)
-    assert {f.name for f in fields} == set(entry["properties"])
+    key = {v: k for k, v in cls.RENAMED.items()}
+    assert {key.get(f.name, f.name) for f in fields} == set(entry["properties"])
     filled = set(entry["required"]) | {k for k, v in entry["properties"].items() if "default" in v}
-    assert {f.name for f in fields if f.default is None} == set(entry["properties"]) - filled
+    assert {key.get(f.name, f.name) for f in fields if f.default is None} == set(entry["properties"]) - filled
 
 
 def test_settings_from_the_config_round_trip_and_name_unknown_keys(cfg):
@@ -176,6 +178,10 @@ def test_settings_from_the_config_round_trip_and_name_unknown_keys(cfg):
         assert ObjectiveSettings.of(json.loads(json.dumps(ObjectiveSettings.of(entry).as_dict()))) == \
             ObjectiveSettings.of(entry)
     assert GenerationSettings.from_partial({"do_sample": False, "max_new_tokens": 4, "batch_size": 2}).top_p == 1.0
+    consr = PreferenceSetSettings.of(cfg["preference_sets"]["consr"])
+    assert consr.lambda_ == cfg["preference_sets"]["consr"]["lambda"] and consr.selection == "reward"
+    assert consr.as_dict()["lambda"] == consr.lambda_ and "lambda_" not in consr.as_dict()
+    assert PreferenceSetSettings.of(consr.as_dict()) == consr
     with pytest.raises(ConfigError, match="'generation.<entry>.topp': not a field"):
         GenerationSettings.of({**GenerationSettings.from_partial(
             {"do_sample": False, "max_new_tokens": 4, "batch_size": 2}).as_dict(), "topp": 0.9})

@@ -1,4 +1,5 @@
 """ConSR: contrastive scores, candidate ranking, shared-prefix scoring, and the loss (Eq. 10-14)."""
+import dataclasses
 import math
 
 import pytest
@@ -6,7 +7,7 @@ import torch
 from test_losses_and_logprobs import _images
 
 from prefalign import world as W
-from prefalign.settings import LoraSettings, ObjectiveSettings
+from prefalign.settings import LoraSettings, ObjectiveSettings, PreferenceSetSettings
 from prefalign.scoring import correctness
 from prefalign.augment import AugmentSpec, View
 from prefalign.methods.consr import (
@@ -189,8 +190,8 @@ def test_records_keep_every_candidate_ranked_with_scores(small_world, tiny_model
         return {p["id"]: {"responses": [{"text": t, "n_tokens": 2} for t in texts]} for p in prompts}
     responses = {("clean", "s"): resp(["red", "blue", "one"]), ("revised", "s"): resp(["red", "two"]),
                  ("noise500", "s"): resp(["green", "zero", "blue"])}
-    cfg = {"generation": "s", "candidates": {"sampled": 3, "revised": 1, "noisy": 2},
-           "noisy_augmentation": "noise500", "lambda": 0.8, "selection": "reward"}
+    cfg = PreferenceSetSettings(method="consr", prompts="p", generation="s", noisy_augmentation="noise500",
+                                candidates={"sampled": 3, "revised": 1, "noisy": 2}, lambda_=0.8, selection="reward")
     records, dropped = build_consr_records(
         prompts, responses, cfg, model, processor, lambda p: images[int(p["id"][1])],
         {"p0": "there is a red circle.", "p1": "there is a square."}, View(AugmentSpec("n", "diffusion", 800), 1),
@@ -207,7 +208,8 @@ def test_records_keep_every_candidate_ranked_with_scores(small_world, tiny_model
             assert c["reward"] == pytest.approx(0.8 * c["s_semantic"] + 0.2 * c["s_corrupt"])
             assert c["s_corrupt"] == pytest.approx(c["p"] - c["p_corrupt"])
     with pytest.raises(Exception, match="revised candidates asked for"):
-        build_consr_records(prompts, responses, {**cfg, "candidates": {"sampled": 3, "revised": 3, "noisy": 0}},
+        build_consr_records(prompts, responses,
+                            dataclasses.replace(cfg, candidates={"sampled": 3, "revised": 3, "noisy": 0}),
                             model, processor, lambda p: images[0], {"p0": "", "p1": ""},
                             View(AugmentSpec("n", "diffusion", 800), 1), context_template=W.CONTEXT_TEMPLATE)
 
@@ -226,8 +228,9 @@ def test_policy_shift_equals_the_stored_reference_shift_before_training(small_wo
     sampled = {p["id"]: {"responses": [{"text": t, "n_tokens": 2} for t in ("red", "blue circle", "one")]}
                for p in prompts}
     records, _ = build_consr_records(
-        prompts, {("clean", "s"): sampled}, {"generation": "s", "lambda": 0.8, "selection": "reward",
-                                             "candidates": {"sampled": 3, "revised": 0, "noisy": 0}},
+        prompts, {("clean", "s"): sampled},
+        PreferenceSetSettings(method="consr", prompts="p", generation="s", lambda_=0.8, selection="reward",
+                              candidates={"sampled": 3, "revised": 0, "noisy": 0}),
         base, processor, lambda p: images[int(p["id"][1])], {"p0": "a red circle.", "p1": "a square."},
         View(AugmentSpec("n", "diffusion", 800), 7), context_template=W.CONTEXT_TEMPLATE)
     assert records[0]["extras"]["corrupt"] == {"name": "n", "kind": "diffusion", "step": 800, "space": "tensor",

@@ -63,7 +63,7 @@ def test_closure_holds_every_view_and_generation_a_method_reads():
     """A field that names another section but is missing from REFERENCES would leave a setting
     out of `upstream`: check against what each method says it needs, in every shipped config."""
     from prefalign.config import with_extends
-    from prefalign.methods import method
+    from prefalign.methods import responses_needed
 
     for path in [ROOT / "config.yaml", ROOT / "tests/configs/micro.yaml", *sorted((ROOT / "configs").glob("*.yaml"))]:
         cfg = yaml.safe_load(path.read_text())
@@ -71,7 +71,7 @@ def test_closure_holds_every_view_and_generation_a_method_reads():
             cfg = with_extends(cfg, ROOT)
         for name, pset in cfg["preference_sets"].items():
             found = closure(cfg, ("preference_sets", name))
-            for view, gen in method(pset["method"]).needs(pset):
+            for view, gen in responses_needed(pset):
                 assert view in ("clean", "revised") or f"augmentations.{view}" in found, (path, name, view)
                 assert f"generation.{gen}" in found, (path, name, gen)
             assert f"prompt_sets.{pset['prompts']}" in found

@@ -10,7 +10,7 @@ import copy
 import pytest
 import torch
 
-from prefalign.settings import LoraSettings, ObjectiveSettings, TrainingSettings
+from prefalign.settings import LoraSettings, ObjectiveSettings, PreferenceSetSettings, TrainingSettings
 from prefalign.methods import OBJECTIVES
 from prefalign.model import (build_scoring_batch, generate, group_scoring_batch, load_model,
                              shared_prefix_token_logps, token_logps)
@@ -93,8 +93,9 @@ def test_one_training_step_of_each_objective_moves_only_lora_weights(arch, small
         sampled = {r["id"]: {"responses": [{"text": t, "n_tokens": 1} for g in r["groups"] for t in [g[0]["text"]]]}
                    for r in records}
         records, _ = build_consr_records(
-            records, {("clean", "s"): sampled}, {"generation": "s", "lambda": 0.8, "selection": "reward",
-                                                 "candidates": {"sampled": 2, "revised": 0, "noisy": 0}},
+            records, {("clean", "s"): sampled},
+            PreferenceSetSettings(method="consr", prompts="p", generation="s", lambda_=0.8, selection="reward",
+                                  candidates={"sampled": 2, "revised": 0, "noisy": 0}),
             model, processor, lambda r: images[int(r["id"])], {r["id"]: "there is a red circle." for r in records},
             View(AugmentSpec("noise800", "diffusion", 800), 1), context_template=CONTEXT_TEMPLATE)
         assert len(records) == 3 and all("token_prob_shift" in r["groups"][0][0] for r in records)

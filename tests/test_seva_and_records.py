@@ -5,6 +5,7 @@ from prefalign.methods import method, objective
 from prefalign.methods.records import chosen_rejected, validate_record
 from prefalign.methods.seva import build_seva_pairs
 from prefalign.stages.build_preferences import check_counts
+from prefalign.settings import PreferenceSetSettings
 
 
 def _resp(text):
@@ -29,7 +30,8 @@ def test_seva_pairs_drop_identical_and_count():
 
 
 def test_method_and_objective_registry():
-    assert method("seva").needs({"augmentation": "noise500", "generation": "greedy"}) == [
+    seva = PreferenceSetSettings(method="seva", prompts="p", augmentation="noise500", generation="greedy")
+    assert method("seva").needs(seva) == [
         ("clean", "greedy"), ("noise500", "greedy")]
     with pytest.raises(ValueError, match="unknown preference method 'nope'"):
         method("nope")

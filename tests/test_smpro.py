@@ -11,7 +11,7 @@ from prefalign.io import RecordError
 from prefalign.methods.dpo import dpo_loss
 from prefalign.methods.smpro import (build_smpro_groups, cross_group_pairs, mgp_loss, needs,
                                      odd_even_permutation, smpro_objective)
-from prefalign.settings import ObjectiveSettings
+from prefalign.settings import ObjectiveSettings, PreferenceSetSettings
 
 
 def mgp(**kw) -> ObjectiveSettings:
@@ -127,7 +127,7 @@ def test_cross_group_pairs():
 
 def test_build_groups_in_rank_order_with_provenance():
     groups_cfg = [{"views": ["clean"], "per_view": 1}, {"views": ["noise500", "noise800"], "per_view": 2}]
-    cfg = {"groups": groups_cfg, "generation": "sample3"}
+    cfg = PreferenceSetSettings(method="smpro", prompts="p", groups=groups_cfg, generation="sample3")
     assert needs(cfg) == [("clean", "sample3"), ("noise500", "sample3"), ("noise800", "sample3")]
     prompts = [{"id": "a", "image": "i.png", "question": "q"}]
     resp = {(v, "sample3"): {"a": {"responses": [{"text": f"{v}{k}", "n_tokens": 2} for k in range(3)]}}

@@ -8,7 +8,7 @@ import pytest
 from prefalign.config import with_defaults
 from prefalign.data import set_world_dir
 from prefalign.io import RecordError
-from prefalign.settings import GenerationSettings
+from prefalign.settings import GenerationSettings, PreferenceSetSettings
 from prefalign.stages.augment import augment
 from prefalign.stages.build_preferences import build_preferences
 from prefalign.stages.describe_images import describe_images
@@ -113,7 +113,7 @@ def test_descriptions_revisions_and_consr_preferences_are_byte_identical(small_w
                                             "num_return_sequences": 2, "batch_size": 5})
     greedy = GenerationSettings.from_partial({"do_sample": False, "max_new_tokens": 6, "batch_size": 5})
     aug = {"noise500": {"kind": "diffusion", "step": 500}, "noise800": {"kind": "diffusion", "step": 800}}
-    pref = with_defaults("preference_sets", {
+    pref = PreferenceSetSettings.from_partial({
         "method": "consr", "prompts": "p", "generation": "s", "consr_prompts": "world",
         "candidates": {"sampled": 2, "revised": 2, "noisy": 0}, "corrupt_augmentation": "noise800", "lambda": 0.8})
     outs = []

@@ -7,6 +7,7 @@ from ground truth; an objective (`records.Objective`) pairs a short
 pure loss function with the ranked groups of a record it scores. Adding a paper touches
 one new module plus config.
 """
+from ..settings import PreferenceSetSettings
 from . import aspo, consr, dpo, oracle, seva, smpro
 
 METHODS = {m.NAME: m for m in (seva, smpro, aspo, consr, oracle)}
@@ -18,6 +19,11 @@ def method(name: str):
         return METHODS[name]
     except KeyError:
         raise ValueError(f"unknown preference method '{name}' (known: {sorted(METHODS)})") from None
+
+
+def responses_needed(entry: dict) -> list[tuple[str, str]]:
+    """The (view, generation) responses a preference set's method reads, from its config entry."""
+    return method(entry["method"]).needs(PreferenceSetSettings.of(entry))
 
 
 def objective(name: str):

@@ -20,7 +20,7 @@ import re
 from ..lazy import F, torch
 
 from ..io import RecordError
-from ..settings import ObjectiveSettings
+from ..settings import ObjectiveSettings, PreferenceSetSettings
 from .records import Objective, pair_groups
 from .seva import build_seva_pairs
 
@@ -120,19 +120,19 @@ def annotate_chosen(records: list[dict], model, processor, scorer, load_image, l
                           **unit_stats(token_unit, logps[b, :n].cpu(), sim.cpu())}
 
 
-def needs(pref_cfg: dict) -> list[tuple[str, str]]:
-    return [("clean", pref_cfg["generation"]), (pref_cfg["augmentation"], pref_cfg["generation"])]
+def needs(pref_cfg: PreferenceSetSettings) -> list[tuple[str, str]]:
+    return [("clean", pref_cfg.generation), (pref_cfg.augmentation, pref_cfg.generation)]
 
 
-def build(prompts, responses, pref_cfg, resources):
-    view, gen = pref_cfg["augmentation"], pref_cfg["generation"]
+def build(prompts, responses, pref_cfg: PreferenceSetSettings, resources):
+    view, gen = pref_cfg.augmentation, pref_cfg.generation
     records, stats = build_seva_pairs(prompts, responses[("clean", gen)], responses[(view, gen)], view)
     model, processor = resources["model"]()
-    annotate_chosen(records, model, processor, resources["clip"](), resources["load_image"], pref_cfg["level"])
+    annotate_chosen(records, model, processor, resources["clip"](), resources["load_image"], pref_cfg.level)
     for r in records:
         r["extras"]["method"] = NAME
     units = [len(r["groups"][0][0]["units"]["texts"]) for r in records]
-    stats.update(level=pref_cfg["level"], mean_units_per_chosen=sum(units) / max(len(units), 1),
+    stats.update(level=pref_cfg.level, mean_units_per_chosen=sum(units) / max(len(units), 1),
                  chosen_with_one_unit=sum(u == 1 for u in units))
     return records, stats
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from ..lazy import torch
 
 from ..io import RecordError
-from ..settings import ObjectiveSettings
+from ..settings import ObjectiveSettings, PreferenceSetSettings
 from .records import Objective, make_record, pair_groups
 
 NAME = "consr"
@@ -31,21 +31,21 @@ SELECTIONS = ("reward", "noise_pair")
 TOKEN_SHIFTS = ("policy", "reference")
 
 
-def needs(pref_cfg: dict) -> list[tuple[str, str]]:
+def needs(pref_cfg: PreferenceSetSettings) -> list[tuple[str, str]]:
     """Clean samples, their revisions (view "revised") and noisy samples, as counts ask."""
-    n, gen = pref_cfg["candidates"], pref_cfg["generation"]
+    n, gen = pref_cfg.candidates, pref_cfg.generation
     out = [("clean", gen)]
     if n["revised"]:
         out.append(("revised", gen))
     if n["noisy"]:
-        out.append((pref_cfg["noisy_augmentation"], gen))
+        out.append((pref_cfg.noisy_augmentation, gen))
     return out
 
 
-def gather_candidates(prompt: dict, responses: dict, pref_cfg: dict) -> list[dict]:
+def gather_candidates(prompt: dict, responses: dict, pref_cfg: PreferenceSetSettings) -> list[dict]:
     """The prompt's candidates in source order, each tagged with its source and index."""
-    n, gen = pref_cfg["candidates"], pref_cfg["generation"]
-    views = {"sampled": "clean", "revised": "revised", "noisy": pref_cfg.get("noisy_augmentation")}
+    n, gen = pref_cfg.candidates, pref_cfg.generation
+    views = {"sampled": "clean", "revised": "revised", "noisy": pref_cfg.noisy_augmentation}
     out = []
     for source in SOURCES:
         if not n[source]:
@@ -129,11 +129,11 @@ def select_groups(prompt, ranked: list[dict], selection: str) -> tuple[list[list
     raise ValueError(f"unknown ConSR selection {selection!r} (known: {SELECTIONS})")
 
 
-def build_consr_records(prompts, responses, pref_cfg, model, processor, load_image, descriptions,
+def build_consr_records(prompts, responses, pref_cfg: PreferenceSetSettings, model, processor, load_image, descriptions,
                         corrupt_view, *, context_template: str, batch_size: int = 16):
     from tqdm import tqdm
 
-    lam, selection = pref_cfg["lambda"], pref_cfg["selection"]
+    lam, selection = pref_cfg.lambda_, pref_cfg.selection
     records, dropped = [], {}
     for s in tqdm(range(0, len(prompts), batch_size), desc="consr: contrastive scores", mininterval=5):
         part = prompts[s:s + batch_size]
@@ -156,19 +156,19 @@ def build_consr_records(prompts, responses, pref_cfg, model, processor, load_ima
     return records, dropped
 
 
-def build(prompts, responses, pref_cfg, resources):
+def build(prompts, responses, pref_cfg: PreferenceSetSettings, resources):
     from ..augment import AugmentSpec, View
 
     model, processor = resources["model"]()
-    corrupt = View(AugmentSpec.from_config(pref_cfg["corrupt_augmentation"], resources["augmentations"][
-        pref_cfg["corrupt_augmentation"]]), resources["seed"])
+    corrupt = View(AugmentSpec.from_config(pref_cfg.corrupt_augmentation, resources["augmentations"][
+        pref_cfg.corrupt_augmentation]), resources["seed"])
     records, dropped = build_consr_records(prompts, responses, pref_cfg, model, processor, resources["load_image"],
                                            resources["descriptions"](), corrupt,
                                            context_template=resources["prompting"]["context_template"])
     chosen = [r["groups"][0][0] for r in records]
     rejected = [r["groups"][-1][0] for r in records]
     stats = {"prompts": len(prompts), "kept": len(records), "rejected": dict(sorted(dropped.items())),
-             "candidates_per_prompt": sum(pref_cfg["candidates"].values()),
+             "candidates_per_prompt": sum(pref_cfg.candidates.values()),
              "chosen_source": {s: sum(c["source"] == s for c in chosen) for s in SOURCES},
              "rejected_source": {s: sum(c["source"] == s for c in rejected) for s in SOURCES},
              "mean_chosen_tokens": sum(c["n_tokens"] for c in chosen) / max(len(chosen), 1),

@@ -18,14 +18,15 @@ import hashlib
 from ..data import check_world_file
 from ..io import RecordError, read_json
 from ..scoring import correctness
+from ..settings import PreferenceSetSettings
 from .records import make_record
 
 NAME = "oracle"
 LABELS = ("correct", "reversed", "random")
 
 
-def needs(pref_cfg: dict) -> list[tuple[str, str]]:
-    return [("clean", pref_cfg["generation"])]
+def needs(pref_cfg: PreferenceSetSettings) -> list[tuple[str, str]]:
+    return [("clean", pref_cfg.generation)]
 
 
 def coin(seed: int, prompt_id: str) -> bool:
@@ -50,14 +51,14 @@ def oracle_pair(prompt: dict, samples: list[dict], truth: dict) -> tuple[list[li
     return [[chosen], [rejected]], right is None
 
 
-def build(prompts, responses, pref_cfg, resources):
-    labels = pref_cfg["labels"]
+def build(prompts, responses, pref_cfg: PreferenceSetSettings, resources):
+    labels = pref_cfg.labels
     if labels not in LABELS:
         raise ValueError(f"unknown oracle labels {labels!r} (known: {LABELS})")
     answers_path = resources["answers"]
     check_world_file(answers_path)
     answers = read_json(answers_path)
-    samples = responses[("clean", pref_cfg["generation"])]
+    samples = responses[("clean", pref_cfg.generation)]
     records, from_truth, all_correct, swapped = [], 0, 0, 0
     for p in prompts:
         truth = answers.get(p["id"].split("#")[0])

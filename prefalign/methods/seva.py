@@ -5,14 +5,15 @@ for the same question; pairs whose two answers are the identical string are drop
 """
 from __future__ import annotations
 
+from ..settings import PreferenceSetSettings
 from .records import make_record
 
 NAME = "seva"
 
 
-def needs(pref_cfg: dict) -> list[tuple[str, str]]:
+def needs(pref_cfg: PreferenceSetSettings) -> list[tuple[str, str]]:
     """(view, generation) response files this method reads: clean and augmented, greedy."""
-    return [("clean", pref_cfg["generation"]), (pref_cfg["augmentation"], pref_cfg["generation"])]
+    return [("clean", pref_cfg.generation), (pref_cfg.augmentation, pref_cfg.generation)]
 
 
 def build_seva_pairs(prompts: list[dict], clean: dict, augmented: dict, aug_name: str):
@@ -28,6 +29,6 @@ def build_seva_pairs(prompts: list[dict], clean: dict, augmented: dict, aug_name
     return records, {"prompts": len(prompts), "kept": len(records), "rejected": {"identical_pair": identical}}
 
 
-def build(prompts, responses, pref_cfg, resources=None):
-    view, gen = pref_cfg["augmentation"], pref_cfg["generation"]
+def build(prompts, responses, pref_cfg: PreferenceSetSettings, resources=None):
+    view, gen = pref_cfg.augmentation, pref_cfg.generation
     return build_seva_pairs(prompts, responses[("clean", gen)], responses[(view, gen)], view)

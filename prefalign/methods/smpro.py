@@ -18,7 +18,7 @@ import math
 from ..lazy import F, torch
 
 from ..io import RecordError
-from ..settings import ObjectiveSettings
+from ..settings import ObjectiveSettings, PreferenceSetSettings
 from .records import Objective, all_groups, make_record
 
 NAME = "smpro"
@@ -125,10 +125,10 @@ OBJECTIVE = Objective(select=all_groups, loss=smpro_objective)
 
 # ---------------------------------------------------------------- preference construction
 
-def needs(pref_cfg: dict) -> list[tuple[str, str]]:
+def needs(pref_cfg: PreferenceSetSettings) -> list[tuple[str, str]]:
     """Sampled responses from every view any group draws on (clean, noise500, noise800)."""
-    views = dict.fromkeys(v for g in pref_cfg["groups"] for v in g["views"])
-    return [(v, pref_cfg["generation"]) for v in views]
+    views = dict.fromkeys(v for g in pref_cfg.groups for v in g["views"])
+    return [(v, pref_cfg.generation) for v in views]
 
 
 def build_smpro_groups(prompts: list[dict], responses: dict, groups_cfg: list[dict], gen: str):
@@ -152,5 +152,5 @@ def build_smpro_groups(prompts: list[dict], responses: dict, groups_cfg: list[di
                      "all_responses_identical": all_identical}
 
 
-def build(prompts, responses, pref_cfg, resources=None):
-    return build_smpro_groups(prompts, responses, pref_cfg["groups"], pref_cfg["generation"])
+def build(prompts, responses, pref_cfg: PreferenceSetSettings, resources=None):
+    return build_smpro_groups(prompts, responses, pref_cfg.groups, pref_cfg.generation)

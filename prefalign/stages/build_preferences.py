@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..data import open_record_image, read_descriptions, read_prompts
 from ..io import RecordError, read_jsonl, require, write_json, write_jsonl
+from ..settings import PreferenceSetSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ def read_responses(prompts: list[dict], response_paths: dict) -> dict:
     return responses
 
 
-def build_preferences(*, prompts_path, response_paths: dict, out_path, stats_path, preference_set: dict,
+def build_preferences(*, prompts_path, response_paths: dict, out_path, stats_path,
+                      preference_set: PreferenceSetSettings,
                       seed: int, model_dir=None, clip_dir=None, clip=None, device: str = "cpu",
                       dtype: str = "float32", descriptions_path=None, consr_prompts=None, augmentations=None,
                       world_dir=None) -> None:
@@ -51,11 +53,11 @@ def build_preferences(*, prompts_path, response_paths: dict, out_path, stats_pat
                  "descriptions": lambda: read_descriptions(descriptions_path), "prompting": consr_prompts,
                  "answers": Path(world_dir) / "pool_answers.json" if world_dir else None,
                  "load_image": lambda r: open_record_image(r, prompts_path)}
-    records, stats = method(preference_set["method"]).build(prompts, read_responses(prompts, response_paths),
+    records, stats = method(preference_set.method).build(prompts, read_responses(prompts, response_paths),
                                                             preference_set, resources)
     for i, r in enumerate(records):
         validate_record(r, out_path, i)
-    check_counts(stats, records, preference_set["method"])
+    check_counts(stats, records, preference_set.method)
     write_jsonl(out_path, records)
     write_json(stats_path, stats)
     log.info("preferences %s: %d prompts -> %d records; rejected %s", out_path, stats["prompts"], stats["kept"],
