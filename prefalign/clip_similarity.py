@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from .settings import ClipSettings
+
 
 @dataclass
 class ClipScorer:
@@ -50,13 +52,13 @@ def build_world_clip(arch: dict):
     return CLIP(embed_dim=arch["embed_dim"], vision_cfg=arch["vision"], text_cfg=arch["text"])
 
 
-def train_world_clip(pairs, load_image, out_dir, ccfg: dict, seed: int) -> list[dict]:
+def train_world_clip(pairs, load_image, out_dir, ccfg: ClipSettings, seed: int) -> list[dict]:
     """Contrastive training on (image, true sentence) pairs; saves weights + architecture."""
     from open_clip.loss import ClipLoss
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    arch = ccfg["architecture"]
+    arch = ccfg.architecture
     model = build_world_clip(arch)
     tokenizer = world_clip_tokenizer(arch["text"]["context_length"])
     transform = world_clip_transform()
@@ -67,8 +69,8 @@ def train_world_clip(pairs, load_image, out_dir, ccfg: dict, seed: int) -> list[
     names = sorted(by_image)
     for n in names:
         images[n] = transform(load_image(n))
-    opt = torch.optim.AdamW(model.parameters(), lr=ccfg["lr"], weight_decay=0.1)
-    steps, bs = ccfg["steps"], ccfg["batch_size"]
+    opt = torch.optim.AdamW(model.parameters(), lr=ccfg.lr, weight_decay=0.1)
+    steps, bs = ccfg.steps, ccfg.batch_size
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps)))
@@ -94,17 +96,17 @@ def train_world_clip(pairs, load_image, out_dir, ccfg: dict, seed: int) -> list[
     return log
 
 
-def load_clip(ccfg: dict, trained_dir=None) -> ClipScorer:
+def load_clip(ccfg: ClipSettings, trained_dir=None) -> ClipScorer:
     """The configured scorer: the world's trained CLIP or a released open_clip model."""
     import open_clip
 
-    if ccfg["kind"] == "train_world":
+    if ccfg.kind == "train_world":
         arch = json.loads((Path(trained_dir) / "architecture.json").read_text())
         model = build_world_clip(arch)
         model.load_state_dict(torch.load(Path(trained_dir) / "model.pt", map_location="cpu"))
         return ClipScorer(model.eval(), world_clip_transform(), world_clip_tokenizer(arch["text"]["context_length"]))
-    model, _, preprocess = open_clip.create_model_and_transforms(ccfg["model"], pretrained=ccfg["pretrained"])
-    return ClipScorer(model.eval(), preprocess, open_clip.get_tokenizer(ccfg["model"]))
+    model, _, preprocess = open_clip.create_model_and_transforms(ccfg.model, pretrained=ccfg.pretrained)
+    return ClipScorer(model.eval(), preprocess, open_clip.get_tokenizer(ccfg.model))
 
 
 def retrieval_accuracy(scorer: ClipScorer, pairs, load_image, seed: int = 0) -> float:

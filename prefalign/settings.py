@@ -132,3 +132,59 @@ class PreferenceSetSettings(Settings):
     level: str | None = None
     augmentation: str | None = None
     groups: list | None = None  # SMPRO: [{views, per_view}, ...], best group first
+
+
+@dataclass(frozen=True)
+class EvaluationSettings(Settings):
+    KIND: ClassVar[str] = "evaluation"
+    model: str
+    tasks: list
+    limit: int | None
+    batch_size: int
+    model_args: dict
+    split_tasks: bool
+    judge_tasks: list | None = None
+
+
+@dataclass(frozen=True)
+class SftSettings(Settings):
+    """The miniature base model's supervised training."""
+    KIND: ClassVar[str] = "base_model.sft"
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_frac: float
+    clip: float
+    seed: int
+    checkpoint_every: int
+
+
+@dataclass(frozen=True)
+class BaseModelSettings(Settings):
+    """The base VLM: the miniature's tiny LLaVA (its architecture and SFT) or a pretrained one."""
+    KIND: ClassVar[str] = "base_model"
+    kind: str
+    path: str | None = None
+    tiny: dict | None = None  # patch_size, and the vision and text configs
+    sft: SftSettings | None = None
+    competence_noise_steps: list | None = None
+
+    @classmethod
+    def nested(cls, entry: dict) -> dict:
+        sft = entry.get("sft")
+        return {**entry, "sft": SftSettings.of(sft)} if isinstance(sft, dict) else entry
+
+
+@dataclass(frozen=True)
+class ClipSettings(Settings):
+    """An image-text scorer: a CLIP trained on the world (`train_world`) or an open_clip model."""
+    KIND: ClassVar[str] = "clip_models"
+    kind: str
+    model: str | None = None
+    pretrained: str | None = None
+    seed: int | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    architecture: dict | None = None

@@ -1,4 +1,4 @@
-from prefalign.settings import PreferenceSetSettings
+from prefalign.settings import ClipSettings, PreferenceSetSettings
 from prefalign.stages import job
 from prefalign.stages.build_preferences import build_preferences
 
@@ -7,6 +7,7 @@ i, p = snakemake.input, snakemake.params
 build_preferences(prompts_path=i.prompts, response_paths={tuple(k.split("|")): v for k, v in i.items() if "|" in k},
                   out_path=snakemake.output.prefs, stats_path=snakemake.output.stats,
                   preference_set=PreferenceSetSettings.of(p.pref),
-                  seed=int(snakemake.wildcards.seed), model_dir=i.get("model"), clip_dir=i.get("clip"), clip=p.clip,
+                  seed=int(snakemake.wildcards.seed), model_dir=i.get("model"), clip_dir=i.get("clip"),
+                  clip=p.clip and ClipSettings.of(p.clip),
                   **job.placement(snakemake), descriptions_path=i.get("descriptions"),
                   consr_prompts=p.consr_prompts, augmentations=p.augmentations, world_dir=i.get("world"))

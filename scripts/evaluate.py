@@ -1,7 +1,8 @@
+from prefalign.settings import EvaluationSettings
 from prefalign.stages import job
 from prefalign.stages.evaluate import evaluate
 
 job.setup(snakemake)
 i, p = snakemake.input, snakemake.params
 evaluate(model_dir=i.model, adapter_dir=i.get("adapter"), world_dir=job.optional_input(snakemake, "world"),
-         out_dir=snakemake.output[0], evaluation=p.evaluation, **job.placement(snakemake))
+         out_dir=snakemake.output[0], evaluation=EvaluationSettings.of(p.evaluation), **job.placement(snakemake))

@@ -1,3 +1,4 @@
+from prefalign.settings import BaseModelSettings
 from prefalign.stages import job
 from prefalign.stages.train_base_model import train_base_model
 
@@ -7,4 +8,4 @@ o = snakemake.output
 every = snakemake.config["base_model"]["sft"]["checkpoint_every"]
 base = {**snakemake.params.base, "sft": {**snakemake.params.base["sft"], "checkpoint_every": every}}
 train_base_model(world_dir=snakemake.input[0], model_dir=o.model, log_csv=o.log, competence_csv=o.competence,
-                 base=base, image_size=snakemake.params.image_size)
+                 base=BaseModelSettings.of(base), image_size=snakemake.params.image_size)

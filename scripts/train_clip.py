@@ -1,6 +1,7 @@
+from prefalign.settings import ClipSettings
 from prefalign.stages import job
 from prefalign.stages.train_clip import train_clip
 
 job.setup(snakemake)
 train_clip(world_dir=snakemake.input.world, out_dir=snakemake.output.model, log_csv=snakemake.output.log,
-           clip=snakemake.params.clip)
+           clip=ClipSettings.of(snakemake.params.clip))

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from prefalign.io import write_jsonl
-from prefalign.settings import ObjectiveSettings, TrainingSettings
+from prefalign.settings import BaseModelSettings, ObjectiveSettings, TrainingSettings
 
 STEPS = 7  # 7 records, batch 2, repeated twice: 14 items
 
@@ -147,7 +147,7 @@ def sft(world, out, checkpoint_every, fault=None):
             "competence_noise_steps": [500]}
     return in_fresh_process("train_base_model", dict(
         world_dir=str(world), model_dir=str(out / "model"), log_csv=str(out / "sft_log.csv"),
-        competence_csv=str(out / "competence.csv"), base=bcfg, image_size=30), fault)
+        competence_csv=str(out / "competence.csv"), base=BaseModelSettings.of(bcfg), image_size=30), fault)
 
 
 def test_an_interrupted_sft_resumes_byte_identical(small_world, tmp_path):

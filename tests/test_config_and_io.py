@@ -12,8 +12,8 @@ import yaml
 from prefalign.config import ConfigError, _schema, load_config, validate_config, with_defaults
 from prefalign.data import load_conversations, open_image
 from prefalign.io import RecordError, atomic_path, read_jsonl, write_jsonl
-from prefalign.settings import (GenerationSettings, LoraSettings, ObjectiveSettings, PreferenceSetSettings,
-                                TrainingSettings)
+from prefalign.settings import (BaseModelSettings, ClipSettings, EvaluationSettings, GenerationSettings, LoraSettings,
+                                ObjectiveSettings, PreferenceSetSettings, SftSettings, TrainingSettings)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,7 +146,8 @@ def test_snakemake_validate_uses_the_same_schema(cfg):
         validate(bad, str(ROOT / "prefalign" / "schemas" / "config.schema.yaml"))
 
 
-SETTINGS = [LoraSettings, TrainingSettings, ObjectiveSettings, GenerationSettings, PreferenceSetSettings]
+SETTINGS = [LoraSettings, TrainingSettings, ObjectiveSettings, GenerationSettings, PreferenceSetSettings,
+            EvaluationSettings, SftSettings, BaseModelSettings, ClipSettings]
 
 
 def schema_entry(kind: str) -> dict:

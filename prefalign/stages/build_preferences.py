@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..data import open_record_image, read_descriptions, read_prompts
 from ..io import RecordError, read_jsonl, require, write_json, write_jsonl
-from ..settings import PreferenceSetSettings
+from ..settings import ClipSettings, PreferenceSetSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ def read_responses(prompts: list[dict], response_paths: dict) -> dict:
 
 def build_preferences(*, prompts_path, response_paths: dict, out_path, stats_path,
                       preference_set: PreferenceSetSettings,
-                      seed: int, model_dir=None, clip_dir=None, clip=None, device: str = "cpu",
+                      seed: int, model_dir=None, clip_dir=None,
+                      clip: ClipSettings | None = None, device: str = "cpu",
                       dtype: str = "float32", descriptions_path=None, consr_prompts=None, augmentations=None,
                       world_dir=None) -> None:
     """`response_paths`: (view, generation) -> response file. The rest is what some method

@@ -14,6 +14,7 @@ from ..augment import AugmentSpec, View
 from ..data import load_conversations, open_image
 from ..io import atomic_path, write_csv
 from ..scoring import correctness, mentioned_objects, yes_no
+from ..settings import BaseModelSettings
 
 
 def world_corpus(world_dir) -> list[str]:
@@ -67,25 +68,27 @@ def false_yes_on_partners(df, preds, scenes) -> dict:
     return {"false_yes": len(false_yes), "false_yes_on_partner": on_partner}
 
 
-def train_base_model(*, world_dir, model_dir, log_csv, competence_csv, base: dict, image_size: int) -> None:
+def train_base_model(*, world_dir, model_dir, log_csv, competence_csv, base: BaseModelSettings,
+                     image_size: int) -> None:
     from ..sft import encode_sft, train_sft
     from ..tiny_vlm import build_tiny_llava
 
-    tiny, scfg = base["tiny"], base["sft"]
+    tiny, scfg = base.tiny, base.sft
     model, processor = build_tiny_llava(world_corpus(world_dir), image_size, tiny["patch_size"],
-                                        tiny["vision"], tiny["text"], scfg["seed"])
+                                        tiny["vision"], tiny["text"], scfg.seed)
     sft_path = Path(world_dir) / "sft.json"
     convs = load_conversations(sft_path, require_answers=True)
     examples, pixel_values = encode_sft(processor, convs, lambda c: open_image(world_dir, c.image, sft_path, c.id))
     checkpoints = Path(model_dir).parent / "checkpoint"  # not an output: kept after a failure
-    rows = train_sft(model, processor, examples, pixel_values, steps=scfg["steps"],
-                     batch_size=scfg["batch_size"], lr=scfg["lr"], weight_decay=scfg["weight_decay"],
-                     warmup_frac=scfg["warmup_frac"], clip=scfg["clip"], seed=scfg["seed"],
-                     checkpoint_dir=checkpoints, checkpoint_every=scfg["checkpoint_every"],
-                     checkpoint_key=checkpoint.fingerprint({"base_model": base, "image_size": image_size}, [world_dir]))
+    rows = train_sft(model, processor, examples, pixel_values, steps=scfg.steps,
+                     batch_size=scfg.batch_size, lr=scfg.lr, weight_decay=scfg.weight_decay,
+                     warmup_frac=scfg.warmup_frac, clip=scfg.clip, seed=scfg.seed,
+                     checkpoint_dir=checkpoints, checkpoint_every=scfg.checkpoint_every,
+                     checkpoint_key=checkpoint.fingerprint({"base_model": base.as_dict(), "image_size": image_size},
+                                                           [world_dir]))
     write_csv(log_csv, rows)
     with atomic_path(model_dir) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-    write_csv(competence_csv, competence(model, processor, world_dir, base["competence_noise_steps"], scfg["seed"]))
+    write_csv(competence_csv, competence(model, processor, world_dir, base.competence_noise_steps, scfg.seed))
     checkpoint.discard(checkpoints)

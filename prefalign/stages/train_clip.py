@@ -7,6 +7,7 @@ from pathlib import Path
 from .. import world as W
 from ..data import load_conversations, open_image
 from ..io import atomic_path, write_csv
+from ..settings import ClipSettings
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def world_sentences(world_dir) -> list[tuple[str, str]]:
     return pairs
 
 
-def train_clip(*, world_dir, out_dir, log_csv, clip: dict) -> None:
+def train_clip(*, world_dir, out_dir, log_csv, clip: ClipSettings) -> None:
     """Trained on 90% of the SFT images' sentences; the log's last row holds retrieval
     accuracy on the other 10%."""
     from ..clip_similarity import load_clip, retrieval_accuracy, train_world_clip
@@ -42,7 +43,7 @@ def train_clip(*, world_dir, out_dir, log_csv, clip: dict) -> None:
         return open_image(world_dir, name, Path(world_dir) / "sft.json", name)
 
     with atomic_path(out_dir) as tmp:
-        rows = train_world_clip([p for p in pairs if p[0] not in held], load, tmp, clip, clip["seed"])
+        rows = train_world_clip([p for p in pairs if p[0] not in held], load, tmp, clip, clip.seed)
         acc = retrieval_accuracy(load_clip(clip, tmp), [p for p in pairs if p[0] in held][:400], load)
     log.info("world CLIP: held-out retrieval accuracy %.3f", acc)
     write_csv(log_csv, rows + [{"step": "held_out_retrieval_accuracy", "loss": acc}])
