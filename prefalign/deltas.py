@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import METRICS, SumMetric
+from .settings import TablesSettings
 
 def aligned(base: list[dict], run: list[dict], where: str) -> list[dict]:
     """The run's rows in the base's item order; both must hold exactly the same item ids."""
@@ -41,7 +42,7 @@ def paired_delta(metric: SumMetric, base: list[dict], seeds: list[list[dict]], n
     return float(point), float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))
 
 
-def deltas_table(base: dict[str, list[dict]], runs: dict[str, list[dict[str, list[dict]]]], tcfg: dict,
+def deltas_table(base: dict[str, list[dict]], runs: dict[str, list[dict[str, list[dict]]]], tcfg: TablesSettings,
                  metrics=METRICS) -> pd.DataFrame:
     """One row per run, benchmark and metric: delta in points with its paired interval.
     base: task -> rows; runs: run -> one {task -> rows} per seed."""
@@ -52,7 +53,7 @@ def deltas_table(base: dict[str, list[dict]], runs: dict[str, list[dict[str, lis
                 continue
             seeds = [aligned(base[m.task], s[m.task], f"run {run}, task {m.task}, seed #{k + 1}")
                      for k, s in enumerate(per_seed)]
-            delta, low, high = paired_delta(m, base[m.task], seeds, tcfg["bootstrap_samples"], tcfg["confidence"])
+            delta, low, high = paired_delta(m, base[m.task], seeds, tcfg.bootstrap_samples, tcfg.confidence)
             rows.append({"run": run, "benchmark": m.task, "metric": m.metric, "delta": 100 * delta,
                          "ci_low": 100 * low, "ci_high": 100 * high, "n_items": m.n_items(base[m.task]),
                          "n_seeds": len(seeds)})
@@ -144,7 +145,7 @@ def plot_label_accuracy_vs_gain(points: pd.DataFrame, correlations: pd.DataFrame
     return fig
 
 
-def write_deltas(out_dir: Path, samples: dict[str, list[dict]], labels: dict[str, str], tcfg: dict,
+def write_deltas(out_dir: Path, samples: dict[str, list[dict]], labels: dict[str, str], tcfg: TablesSettings,
                  control: str | None) -> pd.DataFrame:
     """deltas.csv / .md: every run against the base model, paired over the same items; with a
     positive control, oracle_fraction.csv / .md: each run's gain as a fraction of its gain.
@@ -156,7 +157,7 @@ def write_deltas(out_dir: Path, samples: dict[str, list[dict]], labels: dict[str
     with atomic_path(out_dir / "deltas.csv") as tmp:
         df.to_csv(tmp, index=False, float_format="%.6f")
     with atomic_path(out_dir / "deltas.md") as tmp:
-        tmp.write_text(deltas_markdown(df, labels, tcfg["confidence"]))
+        tmp.write_text(deltas_markdown(df, labels, tcfg.confidence))
     if control:
         fractions = oracle_fraction(df, control)
         fractions.insert(1, "label", fractions.run.map(lambda r: labels.get(r, r)))

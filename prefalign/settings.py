@@ -188,3 +188,38 @@ class ClipSettings(Settings):
     batch_size: int | None = None
     lr: float | None = None
     architecture: dict | None = None
+
+
+@dataclass(frozen=True)
+class WorldSettings(Settings):
+    """The miniature's synthetic world."""
+    KIND: ClassVar[str] = "world"
+    seed: int
+    reasoning_share: float
+    image_size: int
+    grid: int
+    n_sft_images: int
+    n_pool_images: int
+    n_eval: dict  # pope, vqa, describe
+    consr_share: float
+    cooccurrence: float
+    annotator_prior: float
+    pool_family_weights: dict
+
+
+@dataclass(frozen=True)
+class PromptSetSettings(Settings):
+    KIND: ClassVar[str] = "prompt_sets"
+    source: dict  # format, path, image_root and the format's selection keys
+    n: int
+    reasoning_prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class TablesSettings(Settings):
+    KIND: ClassVar[str] = "tables"
+    bootstrap_samples: int
+    confidence: float
+    mattr_window: int
+    diversity: list
+    reported: dict | None = None

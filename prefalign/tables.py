@@ -15,6 +15,7 @@ import yaml
 from .io import read_json, read_jsonl
 from .metrics import METRICS, mean_of, ratio
 from .scoring import correctness
+from .settings import TablesSettings
 
 def hierarchical_bootstrap(per_seed: list[np.ndarray], combine, n: int, confidence: float, seed: int = 0):
     """(mean, low, high) of the mean over seeds of `combine(column sums)`, resampling seeds, then
@@ -31,10 +32,10 @@ def hierarchical_bootstrap(per_seed: list[np.ndarray], combine, n: int, confiden
     return point, float(np.nanquantile(stats, a)), float(np.nanquantile(stats, 1 - a))
 
 
-def mean_and_interval(per_seed: list[list[float]], tcfg: dict) -> tuple[float, float, float]:
+def mean_and_interval(per_seed: list[list[float]], tcfg: TablesSettings) -> tuple[float, float, float]:
     """hierarchical_bootstrap of the mean of one number per item."""
     return hierarchical_bootstrap([np.c_[np.asarray(v, dtype=np.float64), np.ones(len(v))] for v in per_seed],
-                                  ratio, tcfg["bootstrap_samples"], tcfg["confidence"])
+                                  ratio, tcfg.bootstrap_samples, tcfg.confidence)
 
 
 def fmt(point, low, high, scale: float = 100) -> str:
@@ -48,7 +49,8 @@ def load_samples(eval_dir) -> dict[str, list[dict]]:
     return by_task
 
 
-def main_table(models: dict[str, list[str]], labels: dict[str, str], tcfg: dict, metrics=METRICS) -> pd.DataFrame:
+def main_table(models: dict[str, list[str]], labels: dict[str, str], tcfg: TablesSettings,
+               metrics=METRICS) -> pd.DataFrame:
     """models: row name -> eval dirs (one per seed); one column per metric (with its interval)."""
     rows = []
     for name, dirs in models.items():
@@ -58,7 +60,7 @@ def main_table(models: dict[str, list[str]], labels: dict[str, str], tcfg: dict,
             if m.task not in samples[0]:
                 continue
             p, lo, hi = hierarchical_bootstrap([m.matrix(s[m.task]) for s in samples], m.combine,
-                                               tcfg["bootstrap_samples"], tcfg["confidence"])
+                                               tcfg.bootstrap_samples, tcfg.confidence)
             row[m.column], row[m.column + " low"], row[m.column + " high"] = p, lo, hi
         rows.append(row)
     return pd.DataFrame(rows)
@@ -91,7 +93,8 @@ def ranked_pair_outcomes(scores: list[list[float]]):
                 yield i, j, (a > b) - (a < b)
 
 
-def label_accuracy(pref_files: dict[str, list[str]], answers_path, tcfg: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+def label_accuracy(pref_files: dict[str, list[str]], answers_path,
+                   tcfg: TablesSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """How often a preference set ranks the more correct response higher.
 
     Over every pair of responses in different groups (a SeVa record is one pair; an SMPRO
@@ -147,7 +150,7 @@ def words(text: str) -> list[str]:
     return text.lower().split()
 
 
-def diversity(sets: dict[str, list[str]], window: int, tcfg: dict) -> pd.DataFrame:
+def diversity(sets: dict[str, list[str]], window: int, tcfg: TablesSettings) -> pd.DataFrame:
     """MATTR of each prompt's sampled responses taken together (the diversity a group's
     samples have), mean over prompts and seeds with a bootstrap interval. Shorter than the
     window this is the type-token ratio, which falls with length; the corpus column (all
@@ -174,7 +177,7 @@ def diversity(sets: dict[str, list[str]], window: int, tcfg: dict) -> pd.DataFra
 PERCENT_COLUMNS = ("ties", "reversed", "more correct")
 
 
-def response_lengths(models: dict[str, list[str]], labels: dict[str, str], tasks, tcfg: dict) -> pd.DataFrame:
+def response_lengths(models: dict[str, list[str]], labels: dict[str, str], tasks, tcfg: TablesSettings) -> pd.DataFrame:
     """Mean words per response on each benchmark, base and every run (ConSR's length-bias
     claim: DPO lengthens answers, its length normalisation curbs that)."""
     return main_table(models, labels, tcfg, [mean_of(t, "words", f"{t.removeprefix('prefalign_')} words",

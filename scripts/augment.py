@@ -1,7 +1,9 @@
+from prefalign.augment import AugmentSpec
 from prefalign.stages import job
 from prefalign.stages.augment import augment
 
 job.setup(snakemake)
 augment(prompts_path=snakemake.input.prompts, model_dir=snakemake.input.model,
-        manifest_path=snakemake.output.manifest, sheet_path=snakemake.output.sheet, name=snakemake.wildcards.aug,
-        augmentation=snakemake.params.aug, seed=int(snakemake.wildcards.seed))
+        manifest_path=snakemake.output.manifest, sheet_path=snakemake.output.sheet,
+        augmentation=AugmentSpec.from_config(snakemake.wildcards.aug, snakemake.params.aug),
+        seed=int(snakemake.wildcards.seed))

@@ -1,5 +1,6 @@
+from prefalign.settings import WorldSettings
 from prefalign.stages import job
 from prefalign.stages.make_world import make_world
 
 job.setup(snakemake)
-make_world(out_dir=snakemake.output[0], world=snakemake.params.world)
+make_world(out_dir=snakemake.output[0], world=WorldSettings.of(snakemake.params.world))

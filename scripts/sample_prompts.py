@@ -1,6 +1,7 @@
+from prefalign.settings import PromptSetSettings
 from prefalign.stages import job
 from prefalign.stages.sample_prompts import sample_prompts
 
 job.setup(snakemake)
-sample_prompts(out_path=snakemake.output[0], prompt_set=snakemake.params.pset, seed=int(snakemake.wildcards.seed),
-               world_dir=job.optional_input(snakemake, "world"))
+sample_prompts(out_path=snakemake.output[0], prompt_set=PromptSetSettings.of(snakemake.params.pset),
+               seed=int(snakemake.wildcards.seed), world_dir=job.optional_input(snakemake, "world"))

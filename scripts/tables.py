@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from prefalign.settings import TablesSettings
 from prefalign.stages import job
 from prefalign.stages.tables import tables
 
@@ -8,6 +9,6 @@ i, p = snakemake.input, snakemake.params
 out_dir = Path(snakemake.output[0]).parent
 tables(out_dir=out_dir, base_dir=i.base, run_dirs=i.runs, pref_files=i.prefs, stats_files=i.stats,
        diversity_files=i.diversity,
-       world_dir=job.optional_input(snakemake, "world"), runs=p.runs, order=p.order, tables=p.tables,
+       world_dir=job.optional_input(snakemake, "world"), runs=p.runs, order=p.order, tables=TablesSettings.of(p.tables),
        ablations=p.ablations, tasks=p.tasks, control=p.control, n_seeds=len(snakemake.config["seeds"]))
 print(f"tables written to {out_dir}/")

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prefalign.config import ConfigError, _schema, load_config, validate_config, with_defaults
+from prefalign.config import ConfigError, _schema, load_config, validate_config
 from prefalign.data import load_conversations, open_image
 from prefalign.io import RecordError, atomic_path, read_jsonl, write_jsonl
 from prefalign.settings import (BaseModelSettings, ClipSettings, EvaluationSettings, GenerationSettings, LoraSettings,
-                                ObjectiveSettings, PreferenceSetSettings, SftSettings, TrainingSettings)
+                                ObjectiveSettings, PreferenceSetSettings, PromptSetSettings, SftSettings,
+                                TablesSettings, TrainingSettings, WorldSettings)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,7 @@ def test_extends_merges_mappings_and_names_a_missing_base(tmp_path):
 
 
 def prompt_set(source: dict, n: int) -> dict:
-    return with_defaults("prompt_sets", {"source": source, "n": n})
+    return PromptSetSettings.from_partial({"source": source, "n": n})
 
 
 def test_the_default_consr_prompts_are_the_ones_the_world_teaches(cfg):
@@ -147,7 +148,8 @@ def test_snakemake_validate_uses_the_same_schema(cfg):
 
 
 SETTINGS = [LoraSettings, TrainingSettings, ObjectiveSettings, GenerationSettings, PreferenceSetSettings,
-            EvaluationSettings, SftSettings, BaseModelSettings, ClipSettings]
+            EvaluationSettings, SftSettings, BaseModelSettings, ClipSettings, WorldSettings, PromptSetSettings,
+            TablesSettings]
 
 
 def schema_entry(kind: str) -> dict:

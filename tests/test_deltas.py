@@ -5,12 +5,13 @@ import pytest
 from prefalign.deltas import aligned, deltas_markdown, deltas_table, paired_delta
 from prefalign.metrics import METRICS
 from prefalign.lmms_tasks import utils as task_utils
+from prefalign.settings import TablesSettings
 
 AGGREGATES = {"pope_accuracy": task_utils.pope_accuracy, "pope_f1": task_utils.pope_f1,
               "pope_yes_ratio": task_utils.pope_yes_ratio, "exact_match": task_utils.mean_score,
               "chair_i": task_utils.chair_i, "chair_s": task_utils.chair_s,
               "object_recall": task_utils.object_recall}
-TCFG = {"bootstrap_samples": 400, "confidence": 0.95}
+TCFG = TablesSettings.from_partial({"bootstrap_samples": 400, "confidence": 0.95})
 
 
 def pope_rows(rng, n, p_correct):

@@ -143,9 +143,10 @@ def test_training_signalled_by_slurm_checkpoints_and_the_retry_resumes(slurm_clu
     adapter = results / "seed1/train/oracle/adapter"
     train_log = results / "logs/train.oracle.seed1.log"
     train_log.unlink()
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--profile", "slurm", "--max-threads", "1",
-                             "--configfile", "tests/configs/micro.yaml", "--config", f"results={results}",
-                             "--forcerun", "train", str(adapter)], cwd=workflow_copy(tmp_path),
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", str(adapter), "--profile", "slurm",
+                             "--max-threads", "1", "--configfile", "tests/configs/micro.yaml",
+                             "--config", f"results={results}", "--rerun-triggers", "mtime",  # this job only
+                             "--forcerun", "train"], cwd=workflow_copy(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**env, "PREFALIGN_FAULT_AT_STEP": "1", "PREFALIGN_FAULT_SIGNAL": "STOP"})
     deadline = time.time() + 600

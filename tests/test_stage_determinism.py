@@ -1,14 +1,15 @@
 """The same config and seed give byte-identical data files (prompts, augment manifests, responses)."""
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from prefalign.config import with_defaults
+from prefalign.augment import AugmentSpec
 from prefalign.data import set_world_dir
 from prefalign.io import RecordError
-from prefalign.settings import GenerationSettings, PreferenceSetSettings
+from prefalign.settings import GenerationSettings, PreferenceSetSettings, PromptSetSettings
 from prefalign.stages.augment import augment
 from prefalign.stages.build_preferences import build_preferences
 from prefalign.stages.describe_images import describe_images
@@ -27,20 +28,21 @@ def saved_model(tiny_model, tmp_path_factory):
 
 def _prompts(small_world, path, seed):
     pcfg = {"source": {"format": "llava_json", "path": "{world}/pool.json", "image_root": "{world}"}, "n": 12}
-    pcfg = with_defaults("prompt_sets", pcfg)
+    pcfg = PromptSetSettings.from_partial(pcfg)
     sample_prompts(out_path=path, prompt_set=pcfg, seed=seed, world_dir=small_world)
     return path.read_bytes()
 
 
 def sample(prompts, model, out, generation, view="clean", augmentation=None, manifest=None, shard=(0, 1)):
     sample_responses(prompts_path=prompts, model_dir=model, manifest_path=manifest, out_path=out, view=view,
-                     augmentation=augmentation, generation_name="s", generation=generation, seed=1, device="cpu",
+                     augmentation=augmentation and AugmentSpec.from_config(view, augmentation), generation_name="s",
+                     generation=generation, seed=1, device="cpu",
                      dtype="float32", shard=shard)
 
 
 def augment_views(prompts, model, manifest, sheet, augmentation):
-    augment(prompts_path=prompts, model_dir=model, manifest_path=manifest, sheet_path=sheet, name="noise500",
-            augmentation=augmentation, seed=1)
+    augment(prompts_path=prompts, model_dir=model, manifest_path=manifest, sheet_path=sheet,
+            augmentation=AugmentSpec.from_config("noise500", augmentation), seed=1)
 
 
 def test_records_name_world_images_by_the_world_folder_they_are_read_in(small_world, saved_model, tmp_path):
@@ -167,10 +169,10 @@ def test_a_reasoning_prompt_is_appended_to_the_same_prompts(small_world, tmp_pat
     from prefalign.io import read_jsonl
 
     source = {"format": "llava_json", "path": "{world}/pool.json", "image_root": "{world}"}
-    plain = with_defaults("prompt_sets", {"source": source, "n": 12})
+    plain = PromptSetSettings.from_partial({"source": source, "n": 12})
     sample_prompts(out_path=tmp_path / "plain.jsonl", prompt_set=plain, seed=1, world_dir=small_world)
     sample_prompts(out_path=tmp_path / "why.jsonl", seed=1, world_dir=small_world,
-                   prompt_set={**plain, "reasoning_prompt": "Answer the question and explain why?"})
+                   prompt_set=dataclasses.replace(plain, reasoning_prompt="Answer the question and explain why?"))
     plain, why = read_jsonl(tmp_path / "plain.jsonl"), read_jsonl(tmp_path / "why.jsonl")
     assert [(p["id"], p["image"]) for p in plain] == [(p["id"], p["image"]) for p in why]
     assert all(w["question"] == p["question"] + " Answer the question and explain why?" for p, w in zip(plain, why))

@@ -19,7 +19,7 @@ def view_pixel_values(processor, view: View, prompts, images) -> list[torch.Tens
     return split_images(enc["pixel_values"] if t is None else t(enc["pixel_values"], grid), grid)
 
 
-def augment(*, prompts_path, model_dir, manifest_path, sheet_path, name: str, augmentation: dict, seed: int,
+def augment(*, prompts_path, model_dir, manifest_path, sheet_path, augmentation: AugmentSpec, seed: int,
             n_sheet: int = 8) -> None:
     """Views are regenerated from (seed, item id, spec) downstream and checked against the
     digest, so the noisy tensors themselves never need storing (16k items at 336 px would
@@ -27,7 +27,7 @@ def augment(*, prompts_path, model_dir, manifest_path, sheet_path, name: str, au
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(model_dir)
-    view = View(AugmentSpec.from_config(name, augmentation), seed)
+    view, name = View(augmentation, seed), augmentation.name
     prompts = read_prompts(prompts_path)
     rows, sheet = [], None
     for s in tqdm(range(0, len(prompts), 256), desc=f"augment {name}"):

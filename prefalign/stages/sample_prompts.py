@@ -10,6 +10,7 @@ import numpy as np
 from ..data import WORLD, extract_rlaif_v_images, load_conversations, load_povid, load_rlaif_v, open_image
 from ..io import write_jsonl
 from ..manifest import sha256
+from ..settings import PromptSetSettings
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +57,22 @@ LOADERS = {"llava_json": lambda f: load_conversations(f, require_answers=False),
            "rlaif_v": load_rlaif_v}
 
 
-def sample_prompts(*, out_path, prompt_set: dict, seed: int, world_dir) -> None:
+def sample_prompts(*, out_path, prompt_set: PromptSetSettings, seed: int, world_dir) -> None:
     """Draw `n` prompts from the configured source (`{world}` in its paths is `world_dir`; the
     records keep `{world}` in their image paths, `data.WORLD`)."""
-    source = prompt_set["source"]
+    source = prompt_set.source
     src, root = resolve(source["path"], world_dir), source["image_root"]
     convs = LOADERS[source["format"]](src)
-    suffix = f" {prompt_set['reasoning_prompt']}" if prompt_set.get("reasoning_prompt") else ""
+    suffix = f" {prompt_set.reasoning_prompt}" if prompt_set.reasoning_prompt else ""
     selected = select_conversations(with_unique_ids(convs), source)
     prompts = [{"id": c.id if len(c.turns) == 1 else f"{c.id}#{k}", "image": str(Path(root) / c.image),
                 "question": strip_suffixes(t.question, source["strip_suffixes"]) + suffix}
                for c in selected for k, t in enumerate(c.turns)]
     log.info("%s: %d records = %d kept + %d rejected by image_prefixes; %d questions, %d drawn", src, len(convs),
-             len(selected), len(convs) - len(selected), len(prompts), prompt_set["n"])
-    if prompt_set["n"] > len(prompts):
-        raise ValueError(f"{src}: asked for {prompt_set['n']} prompts, the source has {len(prompts)}")
-    pick = sorted(np.random.default_rng(seed).choice(len(prompts), prompt_set["n"], replace=False).tolist())
+             len(selected), len(convs) - len(selected), len(prompts), prompt_set.n)
+    if prompt_set.n > len(prompts):
+        raise ValueError(f"{src}: asked for {prompt_set.n} prompts, the source has {len(prompts)}")
+    pick = sorted(np.random.default_rng(seed).choice(len(prompts), prompt_set.n, replace=False).tolist())
     chosen = [prompts[i] for i in pick]
     if source["format"] == "rlaif_v":  # the released images live inside the parquet files
         extract_rlaif_v_images(src, {p["id"] for p in chosen}, resolve(root, world_dir))

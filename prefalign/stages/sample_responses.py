@@ -70,16 +70,17 @@ def generate_batches(model, processor, items, images, questions, gcfg: Generatio
     return out
 
 
-def sample_responses(*, prompts_path, model_dir, manifest_path, out_path, view: str, augmentation: dict | None,
+def sample_responses(*, prompts_path, model_dir, manifest_path, out_path, view: str,
+                     augmentation: AugmentSpec | None,
                      generation_name: str, generation: GenerationSettings, seed: int, device: str, dtype: str,
                      shard: tuple[int, int] = (0, 1)) -> None:
-    """Responses to every prompt under the view (`clean` or an augmentation's name), or to
+    """Responses to every prompt under the view (`clean`, augmentation None, or an augmentation's name), or to
     shard k of n of them (`join_shards` concatenates the n shard files into exactly the
     unsharded file). `manifest_path`: the augment stage's digests, checked on every view."""
     from ..model import load_model
 
     model, processor = load_model(model_dir, dtype=dtype, device=device)
-    the_view = View(None if view == "clean" else AugmentSpec.from_config(view, augmentation), seed)
+    the_view = View(augmentation, seed)
     prompts = read_prompts(prompts_path)
     expected = {r["id"]: r["digest"] for r in read_jsonl(manifest_path)} if manifest_path else {}
 

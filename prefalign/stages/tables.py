@@ -10,10 +10,11 @@ from ..io import atomic_path
 from ..plots import save_figure
 from ..tables import (benchmark_table, diversity, label_accuracy, load_samples, main_table, pairs_with_the_top_group,
                       plot_main, preference_counts, response_lengths, write_table)
+from ..settings import TablesSettings
 
 
 def tables(*, out_dir, base_dir, run_dirs, pref_files, stats_files, diversity_files, world_dir, runs: dict,
-           order: list[str], tables: dict, ablations: dict, tasks: list[str], control: str | None,
+           order: list[str], tables: TablesSettings, ablations: dict, tasks: list[str], control: str | None,
            n_seeds: int) -> None:
     """`run_dirs`: every run's evaluation folders (`<run>.seed<seed>`); `pref_files`: every
     preference file a run trains on, `stats_files` their counts; `diversity_files`: n_seeds
@@ -26,7 +27,7 @@ def tables(*, out_dir, base_dir, run_dirs, pref_files, stats_files, diversity_fi
         labels[run] = rcfg["label"]
         prefs[rcfg["preferences"]] = [f for f in pref_files if Path(f).stem == rcfg["preferences"]]
     diversity = {d["label"]: diversity_files[k * n_seeds:(k + 1) * n_seeds]
-                 for k, d in enumerate(tables["diversity"])}
+                 for k, d in enumerate(tables.diversity)}
     write_tables(out_dir, models, labels, prefs, Path(world_dir) / "pool_answers.json" if world_dir else None,
                  tables, main_rows=[r for r, c in runs.items() if c["main_table"]],
                  ablations=ablations, diversity_sets=diversity, tasks=tasks, control=control,
@@ -43,9 +44,9 @@ def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, *, mai
     `control`: the positive control's run; `run_preferences`: run -> its preference set."""
     out_dir = Path(out_dir)
     miniature = [t for t in tasks if is_miniature(t)]
-    conf = int(round(100 * tcfg["confidence"]))
+    conf = int(round(100 * tcfg.confidence))
     note = (f"Mean over seeds, in percent, with a {conf}% hierarchical bootstrap interval "
-            f"(seeds, then items; {tcfg['bootstrap_samples']} resamples).")
+            f"(seeds, then items; {tcfg.bootstrap_samples} resamples).")
     if miniature:
         main = main_table({m: models[m] for m in ["base", *main_rows]}, labels, tcfg)
         write_table(out_dir, "main", main, "Miniature benchmarks", note)
@@ -69,14 +70,14 @@ def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, *, mai
         if miniature:
             write_label_accuracy_vs_gain(out_dir, deltas, overall, run_preferences or {}, labels)
     if diversity_sets:
-        window = tcfg["mattr_window"]
+        window = tcfg.mattr_window
         write_table(out_dir, "diversity", diversity(diversity_sets, window, tcfg),
                     f"Lexical diversity of sampled responses (MATTR-{window})",
                     note + f" MATTR over the words of each prompt's samples taken together (window {window}; "
                     "the type-token ratio when shorter).")
     real = [t for t in tasks if not is_miniature(t)]
     if real:
-        df, bnote = benchmark_table({m: models[m] for m in ["base", *main_rows]}, labels, real, tcfg.get("reported"))
+        df, bnote = benchmark_table({m: models[m] for m in ["base", *main_rows]}, labels, real, tcfg.reported)
         write_table(out_dir, "benchmarks", df, "Benchmarks", bnote)
     with atomic_path(out_dir / "sources.json") as tmp:
         tmp.write_text(json.dumps({"models": models, "preferences": pref_files, "diversity": diversity_sets},
