@@ -223,3 +223,14 @@ class TablesSettings(Settings):
     mattr_window: int
     diversity: list
     reported: dict | None = None
+
+
+@dataclass(frozen=True)
+class ConsrPromptsSettings(Settings):
+    """ConSR's prompts: the description, the revision and the description-context templates."""
+    KIND: ClassVar[str] = "consr_prompts"
+    description_prompt: str
+    revision_template: str
+    context_template: str
+    description_generation: str
+    revision_generation: str

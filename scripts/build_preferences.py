@@ -1,4 +1,4 @@
-from prefalign.settings import ClipSettings, PreferenceSetSettings
+from prefalign.settings import ClipSettings, ConsrPromptsSettings, PreferenceSetSettings
 from prefalign.stages import job
 from prefalign.stages.build_preferences import build_preferences
 
@@ -10,4 +10,5 @@ build_preferences(prompts_path=i.prompts, response_paths={tuple(k.split("|")): v
                   seed=int(snakemake.wildcards.seed), model_dir=i.get("model"), clip_dir=i.get("clip"),
                   clip=p.clip and ClipSettings.of(p.clip),
                   **job.placement(snakemake), descriptions_path=i.get("descriptions"),
-                  consr_prompts=p.consr_prompts, augmentations=p.augmentations, world_dir=i.get("world"))
+                  consr_prompts=p.consr_prompts and ConsrPromptsSettings.of(p.consr_prompts),
+                  augmentations=p.augmentations, world_dir=i.get("world"))

@@ -9,7 +9,7 @@ import pytest
 from prefalign.augment import AugmentSpec
 from prefalign.data import set_world_dir
 from prefalign.io import RecordError
-from prefalign.settings import GenerationSettings, PreferenceSetSettings, PromptSetSettings
+from prefalign.settings import ConsrPromptsSettings, GenerationSettings, PreferenceSetSettings, PromptSetSettings
 from prefalign.stages.augment import augment
 from prefalign.stages.build_preferences import build_preferences
 from prefalign.stages.describe_images import describe_images
@@ -130,7 +130,9 @@ def test_descriptions_revisions_and_consr_preferences_are_byte_identical(small_w
         out, stats = tmp_path / f"pref{k}.jsonl", tmp_path / f"stats{k}.json"
         build_preferences(prompts_path=p, response_paths={("clean", "s"): c, ("revised", "s"): v}, out_path=out,
                           stats_path=stats, preference_set=pref, model_dir=saved_model, seed=1, descriptions_path=d,
-                          augmentations=aug, consr_prompts={"context_template": W.CONTEXT_TEMPLATE})
+                          augmentations=aug, consr_prompts=ConsrPromptsSettings(
+                              description_prompt=W.DESCRIBE_QUESTION, revision_template=W.REVISION_TEMPLATE,
+                              context_template=W.CONTEXT_TEMPLATE, description_generation="s", revision_generation="s"))
         outs.append([f.read_bytes() for f in (c, d, v, out)])
     assert outs[0] == outs[1]
     prompts, descriptions = read_jsonl(p), read_jsonl(tmp_path / "d0.jsonl")

@@ -164,7 +164,7 @@ def build(prompts, responses, pref_cfg: PreferenceSetSettings, resources):
         pref_cfg.corrupt_augmentation]), resources["seed"])
     records, dropped = build_consr_records(prompts, responses, pref_cfg, model, processor, resources["load_image"],
                                            resources["descriptions"](), corrupt,
-                                           context_template=resources["prompting"]["context_template"])
+                                           context_template=resources["prompting"].context_template)
     chosen = [r["groups"][0][0] for r in records]
     rejected = [r["groups"][-1][0] for r in records]
     stats = {"prompts": len(prompts), "kept": len(records), "rejected": dict(sorted(dropped.items())),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..data import open_record_image, read_descriptions, read_prompts
 from ..io import RecordError, read_jsonl, require, write_json, write_jsonl
-from ..settings import ClipSettings, PreferenceSetSettings
+from ..settings import ClipSettings, ConsrPromptsSettings, PreferenceSetSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ def build_preferences(*, prompts_path, response_paths: dict, out_path, stats_pat
                       preference_set: PreferenceSetSettings,
                       seed: int, model_dir=None, clip_dir=None,
                       clip: ClipSettings | None = None, device: str = "cpu",
-                      dtype: str = "float32", descriptions_path=None, consr_prompts=None, augmentations=None,
+                      dtype: str = "float32", descriptions_path=None,
+                      consr_prompts: ConsrPromptsSettings | None = None, augmentations=None,
                       world_dir=None) -> None:
     """`response_paths`: (view, generation) -> response file. The rest is what some method
     needs: the base model (scoring), a CLIP model, ConSR's descriptions and prompts, the
