@@ -234,3 +234,23 @@ class ConsrPromptsSettings(Settings):
     context_template: str
     description_generation: str
     revision_generation: str
+
+
+@dataclass(frozen=True)
+class RunSettings(Settings):
+    """A run: a preference set trained under an objective and training setting. `label` and
+    `seeds` are always filled in by validation (the run's name, the top-level seeds)."""
+    KIND: ClassVar[str] = "runs"
+    preferences: str
+    objective: str
+    training: str
+    main_table: bool
+    label: str | None = None
+    seeds: list | None = None
+
+
+@dataclass(frozen=True)
+class AblationSettings(Settings):
+    KIND: ClassVar[str] = "ablations"
+    title: str
+    runs: list

@@ -1,3 +1,4 @@
+from prefalign.augment import AugmentSpec
 from prefalign.settings import ClipSettings, ConsrPromptsSettings, PreferenceSetSettings
 from prefalign.stages import job
 from prefalign.stages.build_preferences import build_preferences
@@ -11,4 +12,5 @@ build_preferences(prompts_path=i.prompts, response_paths={tuple(k.split("|")): v
                   clip=p.clip and ClipSettings.of(p.clip),
                   **job.placement(snakemake), descriptions_path=i.get("descriptions"),
                   consr_prompts=p.consr_prompts and ConsrPromptsSettings.of(p.consr_prompts),
-                  augmentations=p.augmentations, world_dir=i.get("world"))
+                  augmentations={name: AugmentSpec.from_config(name, a) for name, a in p.augmentations.items()},
+                  world_dir=i.get("world"))

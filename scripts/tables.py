@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from prefalign.settings import TablesSettings
+from prefalign.settings import AblationSettings, RunSettings, TablesSettings
 from prefalign.stages import job
 from prefalign.stages.tables import tables
 
@@ -8,7 +8,9 @@ job.setup(snakemake)
 i, p = snakemake.input, snakemake.params
 out_dir = Path(snakemake.output[0]).parent
 tables(out_dir=out_dir, base_dir=i.base, run_dirs=i.runs, pref_files=i.prefs, stats_files=i.stats,
-       diversity_files=i.diversity,
-       world_dir=job.optional_input(snakemake, "world"), runs=p.runs, order=p.order, tables=TablesSettings.of(p.tables),
-       ablations=p.ablations, tasks=p.tasks, control=p.control, n_seeds=len(snakemake.config["seeds"]))
+       diversity_files=i.diversity, world_dir=job.optional_input(snakemake, "world"),
+       runs={name: RunSettings.of(run) for name, run in p.runs.items()}, order=p.order,
+       tables=TablesSettings.of(p.tables),
+       ablations={name: AblationSettings.of(a) for name, a in p.ablations.items()}, tasks=p.tasks,
+       control=p.control, n_seeds=len(snakemake.config["seeds"]))
 print(f"tables written to {out_dir}/")

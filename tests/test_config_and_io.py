@@ -12,9 +12,10 @@ import yaml
 from prefalign.config import ConfigError, _schema, load_config, validate_config
 from prefalign.data import load_conversations, open_image
 from prefalign.io import RecordError, atomic_path, read_jsonl, write_jsonl
-from prefalign.settings import (BaseModelSettings, ClipSettings, ConsrPromptsSettings, EvaluationSettings,
-                                GenerationSettings, LoraSettings, ObjectiveSettings, PreferenceSetSettings,
-                                PromptSetSettings, SftSettings, TablesSettings, TrainingSettings, WorldSettings)
+from prefalign.settings import (AblationSettings, BaseModelSettings, ClipSettings, ConsrPromptsSettings,
+                                EvaluationSettings, GenerationSettings, LoraSettings, ObjectiveSettings,
+                                PreferenceSetSettings, PromptSetSettings, RunSettings, SftSettings, TablesSettings,
+                                TrainingSettings, WorldSettings)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,7 +150,7 @@ def test_snakemake_validate_uses_the_same_schema(cfg):
 
 SETTINGS = [LoraSettings, TrainingSettings, ObjectiveSettings, GenerationSettings, PreferenceSetSettings,
             EvaluationSettings, SftSettings, BaseModelSettings, ClipSettings, WorldSettings, PromptSetSettings,
-            TablesSettings, ConsrPromptsSettings]
+            TablesSettings, ConsrPromptsSettings, RunSettings, AblationSettings]
 
 
 def schema_entry(kind: str) -> dict:

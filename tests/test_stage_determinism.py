@@ -130,7 +130,8 @@ def test_descriptions_revisions_and_consr_preferences_are_byte_identical(small_w
         out, stats = tmp_path / f"pref{k}.jsonl", tmp_path / f"stats{k}.json"
         build_preferences(prompts_path=p, response_paths={("clean", "s"): c, ("revised", "s"): v}, out_path=out,
                           stats_path=stats, preference_set=pref, model_dir=saved_model, seed=1, descriptions_path=d,
-                          augmentations=aug, consr_prompts=ConsrPromptsSettings(
+                          augmentations={n: AugmentSpec.from_config(n, a) for n, a in aug.items()},
+                          consr_prompts=ConsrPromptsSettings(
                               description_prompt=W.DESCRIBE_QUESTION, revision_template=W.REVISION_TEMPLATE,
                               context_template=W.CONTEXT_TEMPLATE, description_generation="s", revision_generation="s"))
         outs.append([f.read_bytes() for f in (c, d, v, out)])

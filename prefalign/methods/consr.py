@@ -157,11 +157,10 @@ def build_consr_records(prompts, responses, pref_cfg: PreferenceSetSettings, mod
 
 
 def build(prompts, responses, pref_cfg: PreferenceSetSettings, resources):
-    from ..augment import AugmentSpec, View
+    from ..augment import View
 
     model, processor = resources["model"]()
-    corrupt = View(AugmentSpec.from_config(pref_cfg.corrupt_augmentation, resources["augmentations"][
-        pref_cfg.corrupt_augmentation]), resources["seed"])
+    corrupt = View(resources["augmentations"][pref_cfg.corrupt_augmentation], resources["seed"])
     records, dropped = build_consr_records(prompts, responses, pref_cfg, model, processor, resources["load_image"],
                                            resources["descriptions"](), corrupt,
                                            context_template=resources["prompting"].context_template)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..augment import AugmentSpec
 from ..data import open_record_image, read_descriptions, read_prompts
 from ..io import RecordError, read_jsonl, require, write_json, write_jsonl
 from ..settings import ClipSettings, ConsrPromptsSettings, PreferenceSetSettings
@@ -33,7 +34,8 @@ def build_preferences(*, prompts_path, response_paths: dict, out_path, stats_pat
                       seed: int, model_dir=None, clip_dir=None,
                       clip: ClipSettings | None = None, device: str = "cpu",
                       dtype: str = "float32", descriptions_path=None,
-                      consr_prompts: ConsrPromptsSettings | None = None, augmentations=None,
+                      consr_prompts: ConsrPromptsSettings | None = None,
+                      augmentations: dict[str, AugmentSpec] | None = None,
                       world_dir=None) -> None:
     """`response_paths`: (view, generation) -> response file. The rest is what some method
     needs: the base model (scoring), a CLIP model, ConSR's descriptions and prompts, the

@@ -10,11 +10,13 @@ from ..io import atomic_path
 from ..plots import save_figure
 from ..tables import (benchmark_table, diversity, label_accuracy, load_samples, main_table, pairs_with_the_top_group,
                       plot_main, preference_counts, response_lengths, write_table)
-from ..settings import TablesSettings
+from ..settings import AblationSettings, RunSettings, TablesSettings
 
 
-def tables(*, out_dir, base_dir, run_dirs, pref_files, stats_files, diversity_files, world_dir, runs: dict,
-           order: list[str], tables: TablesSettings, ablations: dict, tasks: list[str], control: str | None,
+def tables(*, out_dir, base_dir, run_dirs, pref_files, stats_files, diversity_files, world_dir,
+           runs: dict[str, RunSettings],
+           order: list[str], tables: TablesSettings,
+           ablations: dict[str, AblationSettings], tasks: list[str], control: str | None,
            n_seeds: int) -> None:
     """`run_dirs`: every run's evaluation folders (`<run>.seed<seed>`); `pref_files`: every
     preference file a run trains on, `stats_files` their counts; `diversity_files`: n_seeds
@@ -24,14 +26,14 @@ def tables(*, out_dir, base_dir, run_dirs, pref_files, stats_files, diversity_fi
     models, labels, prefs = {"base": [base_dir]}, {"base": "base"}, {}
     for run, rcfg in runs.items():
         models[run] = [d for d in run_dirs if Path(d).name.startswith(f"{run}.seed")]
-        labels[run] = rcfg["label"]
-        prefs[rcfg["preferences"]] = [f for f in pref_files if Path(f).stem == rcfg["preferences"]]
+        labels[run] = rcfg.label
+        prefs[rcfg.preferences] = [f for f in pref_files if Path(f).stem == rcfg.preferences]
     diversity = {d["label"]: diversity_files[k * n_seeds:(k + 1) * n_seeds]
                  for k, d in enumerate(tables.diversity)}
     write_tables(out_dir, models, labels, prefs, Path(world_dir) / "pool_answers.json" if world_dir else None,
-                 tables, main_rows=[r for r, c in runs.items() if c["main_table"]],
+                 tables, main_rows=[r for r, c in runs.items() if c.main_table],
                  ablations=ablations, diversity_sets=diversity, tasks=tasks, control=control,
-                 run_preferences={r: c["preferences"] for r, c in runs.items()})
+                 run_preferences={r: c.preferences for r, c in runs.items()})
     write_table(Path(out_dir), "preference_counts", preference_counts(stats_files),
                 "Prompts in, records kept, prompts rejected by reason (per preference set and seed)",
                 "Counts from each set's .stats.json; prompts = kept + rejected.", scale=1)
@@ -52,8 +54,8 @@ def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, *, mai
         write_table(out_dir, "main", main, "Miniature benchmarks", note)
         save_figure(plot_main(main), out_dir / "main.png")
         for name, a in ablations.items():
-            df = main_table({m: models[m] for m in ["base", *a["runs"]]}, labels, tcfg)
-            write_table(out_dir, f"ablation_{name}", df, a["title"], note)
+            df = main_table({m: models[m] for m in ["base", *a.runs]}, labels, tcfg)
+            write_table(out_dir, f"ablation_{name}", df, a.title, note)
         deltas = write_deltas(out_dir, {m: [load_samples(d) for d in dirs] for m, dirs in models.items()}, labels,
                               tcfg, control)
         lengths = response_lengths(models, labels, miniature, tcfg)
