@@ -68,9 +68,7 @@ class Checkpoints:
         self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}
         self.opt, self.sched = opt, sched
         self.signal, self.previous = None, {}
-        self.enabled = folder is not None and not distributed.is_sharded(model)
-        if folder is not None and not self.enabled:
-            log.warning("checkpoints: not written under FSDP (sharded optimizer state); a rerun starts at step 0")
+        self.enabled = folder is not None
 
     def __enter__(self):
         if self.enabled and threading.current_thread() is threading.main_thread():
@@ -103,8 +101,8 @@ class Checkpoints:
         state = states[self.rank]
         with torch.no_grad():
             for n, p in self.params.items():
-                p.copy_(state["params"][n])
-        self.opt.load_state_dict(state["optimizer"])
+                local_part(p).copy_(state["params"][n])
+        self.opt.load_state_dict(sharded_like(state["optimizer"], self.opt))
         self.sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         if torch.cuda.is_available() and state["cuda_rng"] is not None:
@@ -121,8 +119,8 @@ class Checkpoints:
         if not (stop or due):
             return
         state = {"key": self.key, "processes": self.processes, "step": next_step, "loop": loop,
-                 "params": {n: p.detach().cpu().clone() for n, p in self.params.items()},
-                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                 "params": {n: local_part(p).detach().cpu().clone() for n, p in self.params.items()},
+                 "optimizer": local_parts(self.opt.state_dict()), "scheduler": self.sched.state_dict(),
                  "rng": torch.get_rng_state(),
                  "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -132,6 +130,36 @@ class Checkpoints:
         if stop:
             raise Stopped(f"{self.name}: stopped on a signal after step {next_step} of {total}; "
                           f"checkpoint in {self.folder}, a rerun resumes from it")
+
+
+# Under FSDP a parameter and its optimizer state are DTensors whose local part is this
+# process's shard: each process writes and reads back its own shards (a checkpoint holds the
+# number of processes, and only a run with as many resumes from it).
+def local_part(t):
+    from torch.distributed.tensor import DTensor
+
+    return t.to_local() if isinstance(t, DTensor) else t
+
+
+def local_parts(opt_state: dict) -> dict:
+    """An optimizer's state dict with every DTensor replaced by its local shard."""
+    return {**opt_state, "state": {k: {name: local_part(v) for name, v in s.items()}
+                                   for k, s in opt_state["state"].items()}}
+
+
+def sharded_like(opt_state: dict, opt) -> dict:
+    """`local_parts` undone: each saved shard wrapped as its parameter's DTensor again."""
+    from torch.distributed.tensor import DTensor
+
+    params = [p for group in opt.param_groups for p in group["params"]]
+
+    def wrap(p, v):
+        if isinstance(p, DTensor) and torch.is_tensor(v) and v.shape == p.to_local().shape and v.dim() > 0:
+            return DTensor.from_local(v.to(p.to_local().device), p.device_mesh, p.placements, shape=p.shape,
+                                      stride=p.stride())
+        return v
+    return {**opt_state, "state": {k: {name: wrap(params[int(k)], v) for name, v in s.items()}
+                                   for k, s in opt_state["state"].items()}}
 
 
 def rank_file(folder, rank: int) -> Path:

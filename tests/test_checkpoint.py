@@ -88,6 +88,23 @@ def test_an_interrupted_training_resumes_byte_identical(inputs, uninterrupted, t
     assert not (out / "checkpoint").exists()
 
 
+@pytest.mark.extended
+def test_an_fsdp_training_killed_resumes_byte_identical(inputs, tmp_path):
+    """Two FSDP processes (each holds half of every weight and optimizer state) killed at step
+    5 resume from their own shards of the checkpoint at step 4 and end as an uninterrupted
+    two-process run (make test-all: about a minute)."""
+    tcfg = {**TCFG, "processes": 2, "fsdp": True}
+    whole = train(inputs, tmp_path / "whole", tcfg)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    out = tmp_path / "interrupted"
+    assert train(inputs, out, tcfg, fault=(5, "KILL")).returncode != 0
+    assert (out / "checkpoint/rank0.pt").exists() and (out / "checkpoint/rank1.pt").exists()
+    rerun = train(inputs, out, tcfg)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert rerun.stderr.count("resumed from step 4") == 2  # both processes
+    assert outputs(out) == outputs(tmp_path / "whole")
+
+
 def test_a_checkpoint_is_resumed_for_its_key_only(tmp_path):
     """The in-process form of the next test (make test-all): a checkpoint comes back, weights
     and RNG state with it, under the key it was written for, whatever the checkpoint interval;
