@@ -3,6 +3,7 @@ LLaVA-Instruct-150K), POVID's released preference JSON and RLAIF-V's released pa
 the workflow's own prompt and description files."""
 from __future__ import annotations
 
+import contextlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,18 @@ def set_world_dir(path) -> None:
     (`stages.job.setup` sets it from the config's results folder)."""
     global _world_dir
     _world_dir = Path(path)
+
+
+@contextlib.contextmanager
+def world_folder(path):
+    """`set_world_dir` inside the block, the previous world folder after it (code that runs
+    stages on several results folders in one process: tests)."""
+    previous = _world_dir
+    set_world_dir(path)
+    try:
+        yield
+    finally:
+        globals()["_world_dir"] = previous
 
 
 def image_file(name: str, source, record) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from prefalign.augment import AugmentSpec
-from prefalign.data import set_world_dir
+from prefalign.data import world_folder
 from prefalign.io import RecordError
 from prefalign.settings import ConsrPromptsSettings, GenerationSettings, PreferenceSetSettings, PromptSetSettings
 from prefalign.stages.augment import augment
@@ -59,12 +59,8 @@ def test_records_name_world_images_by_the_world_folder_they_are_read_in(small_wo
     first, second = (json.loads(line)["image"].replace("{world}", str(moved)) for line in text.splitlines()[:2])
     assert Path(first).read_bytes() != Path(second).read_bytes()
     shutil.copyfile(second, first)
-    try:
-        set_world_dir(moved)
-        with pytest.raises(RecordError, match=f"{first}: sha256 differs from {moved}/MANIFEST.sha256"):
-            sample(prompts, saved_model, tmp_path / "moved.jsonl", greedy)
-    finally:
-        set_world_dir(small_world)
+    with world_folder(moved), pytest.raises(RecordError, match=f"{first}: sha256 differs from {moved}/MANIFEST.sha256"):
+        sample(prompts, saved_model, tmp_path / "moved.jsonl", greedy)
     sample(prompts, saved_model, tmp_path / "here.jsonl", greedy)
 
 

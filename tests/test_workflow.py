@@ -134,6 +134,7 @@ def test_a_flipped_loss_sign_fails_the_control_check(micro_run, tmp_path, monkey
     from prefalign import methods
     from prefalign.config import load_config
     from prefalign.methods.records import Objective
+    from prefalign.data import world_dir, world_folder
     from prefalign.settings import ObjectiveSettings, TrainingSettings
     from prefalign.stages.train import train
 
@@ -149,11 +150,14 @@ def test_a_flipped_loss_sign_fails_the_control_check(micro_run, tmp_path, monkey
     adapters = {}
     for run in ("oracle", "oracle_reversed"):
         r, out_dir = cfg["runs"][run], tmp_path / run
-        train(prefs_path=results / f"seed1/preferences/{r['preferences']}.jsonl",
-              model_dir=results / "base_model/model", adapter_dir=out_dir / "adapter", log_csv=out_dir / "log.csv",
-              curves_png=out_dir / "curves.png", title=run, objective=ObjectiveSettings.of(cfg["objectives"]["dpo"]),
-              training=TrainingSettings.of(cfg["training"][r["training"]]), seed=1, device="cpu", dtype="float32",
-              reference_path=results / f"seed1/preferences/{r['preferences']}.reference.safetensors")
+        with world_folder(world_dir(results)):  # as the job's setup does
+            train(prefs_path=results / f"seed1/preferences/{r['preferences']}.jsonl",
+                  model_dir=results / "base_model/model", adapter_dir=out_dir / "adapter",
+                  log_csv=out_dir / "log.csv", curves_png=out_dir / "curves.png", title=run,
+                  objective=ObjectiveSettings.of(cfg["objectives"]["dpo"]),
+                  training=TrainingSettings.of(cfg["training"][r["training"]]), seed=1, device="cpu",
+                  dtype="float32",
+                  reference_path=results / f"seed1/preferences/{r['preferences']}.reference.safetensors")
         adapters[run] = out_dir / "adapter"
     assert not controls_separate(results, adapters)
 
@@ -216,6 +220,7 @@ def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
     import torch
 
     from prefalign.config import load_config
+    from prefalign.data import world_dir, world_folder
     from prefalign.settings import ObjectiveSettings, TrainingSettings
     from prefalign.stages.train import train
 
@@ -294,13 +299,13 @@ def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(prefs_path=results / "seed1/preferences/oracle_reversed.jsonl",
-              model_dir=results / "base_model/model", adapter_dir=uninterrupted / "adapter",
-              log_csv=uninterrupted / "log.csv",
-              curves_png=uninterrupted / "curves.png", title="t",
-              objective=ObjectiveSettings.of(cfg["objectives"]["dpo"]),
-              training=TrainingSettings.of(cfg["training"]["miniature"]), seed=1, device="cpu", dtype="float32",
-              reference_path=results / "seed1/preferences/oracle_reversed.reference.safetensors")
+        with world_folder(world_dir(results)):  # as the job's setup does
+            train(prefs_path=results / "seed1/preferences/oracle_reversed.jsonl",
+                  model_dir=results / "base_model/model", adapter_dir=uninterrupted / "adapter",
+                  log_csv=uninterrupted / "log.csv", curves_png=uninterrupted / "curves.png", title="t",
+                  objective=ObjectiveSettings.of(cfg["objectives"]["dpo"]),
+                  training=TrainingSettings.of(cfg["training"]["miniature"]), seed=1, device="cpu",
+                  dtype="float32", reference_path=results / "seed1/preferences/oracle_reversed.reference.safetensors")
     finally:
         torch.set_num_threads(threads)
     for name in ("adapter/adapter_model.safetensors", "log.csv"):
