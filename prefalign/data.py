@@ -115,12 +115,12 @@ def set_world_dir(path) -> None:
 def world_folder(path):
     """`set_world_dir` inside the block, the previous world folder after it (code that runs
     stages on several results folders in one process: tests)."""
-    previous = _world_dir
-    set_world_dir(path)
+    global _world_dir
+    previous, _world_dir = _world_dir, Path(path)
     try:
         yield
     finally:
-        globals()["_world_dir"] = previous
+        _world_dir = previous
 
 
 def image_file(name: str, source, record) -> Path:
