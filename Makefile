@@ -51,6 +51,8 @@ $(UV):
 	$(PYTHON) -m venv .venv-uv
 	.venv-uv/bin/pip install -q uv==$(UV_VERSION) 2> >(grep -v "^WARNING: Location" >&2)
 
+# Jobs run in forks of one process that has imported torch, transformers and lmms-eval
+# (prefalign/forkserver.py): most of a miniature job was its imports.
 # Recovery without flags: after a kill -9 Snakemake leaves its lock (which names no process)
 # and marks the outputs it was writing incomplete. The run holds a lock of its own (flock on
 # .snakemake/make.lock); whoever gets it knows no other `make` run is going in this folder, so
@@ -58,7 +60,7 @@ $(UV):
 # beside it is not seen: Snakemake's own lock guards that case only while it holds.)
 SNAKEMAKE_RUN = $(PY) -m prefalign.config $(1) && mkdir -p .snakemake && flock --nonblock --conflict-exit-code 75 .snakemake/make.lock \
 	bash -c '$(VENV)/bin/snakemake --unlock --configfile $(1) >/dev/null 2>&1; \
-	$(VENV)/bin/snakemake --cores $(CORES) --rerun-incomplete --configfile $(1)' \
+	$(PY) -m prefalign.forkserver -- $(VENV)/bin/snakemake --cores $(CORES) --rerun-incomplete --configfile $(1)' \
 	|| { rc=$$?; [ $$rc -ne 75 ] || echo "another make run holds .snakemake/make.lock" >&2; exit $$rc; }
 
 reproduce: venv

@@ -1,8 +1,10 @@
 """Per-stage wall time and peak memory of a workflow run, from Snakemake's benchmark files.
 
     python benchmarks/stage_times.py --run --configfile config.yaml --results results/bench
-runs the whole DAG into a fresh results folder and prints one row per stage; without
---run it only reads the benchmark files an earlier run left in <results>/benchmarks/."""
+runs the whole DAG into a fresh results folder, as `make reproduce` does (jobs in forks of
+prefalign.forkserver), and prints one row per stage; without --run it only reads the benchmark
+files an earlier run left in <results>/benchmarks/. Under the fork server Snakemake measures the
+waiting script, not the job: for the jobs' peak memory, run with --no-forkserver."""
 import argparse
 import os
 import subprocess
@@ -33,13 +35,15 @@ def main():
     ap.add_argument("--results", default="results")
     ap.add_argument("--run", action="store_true", help="run the workflow first (into --results)")
     ap.add_argument("--cores", default="2")
+    ap.add_argument("--no-forkserver", action="store_true", help="each job in its own interpreter")
     a = ap.parse_args()
     results = Path(a.results)
     wall = None
     if a.run:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
         t0 = time.time()
-        subprocess.run([sys.executable, "-m", "snakemake", "--cores", a.cores, "--configfile", a.configfile,
+        server = [] if a.no_forkserver else [sys.executable, "-m", "prefalign.forkserver", "--"]
+        subprocess.run([*server, sys.executable, "-m", "snakemake", "--cores", a.cores, "--configfile", a.configfile,
                         "--config", f"results={results}"], check=True, env=env)
         wall = time.time() - t0
     df = collect(results)

@@ -1,5 +1,8 @@
-from prefalign.augment import AugmentSpec
 from prefalign.stages import job
+
+job.run_in_forkserver()  # first: under prefalign.forkserver the job runs in a fork that has its imports
+
+from prefalign.augment import AugmentSpec
 from prefalign.stages.augment import augment
 
 job.setup(snakemake)

@@ -1,6 +1,9 @@
+from prefalign.stages import job
+
+job.run_in_forkserver()  # first: under prefalign.forkserver the job runs in a fork that has its imports
+
 from prefalign.augment import AugmentSpec
 from prefalign.settings import ClipSettings, ConsrPromptsSettings, PreferenceSetSettings
-from prefalign.stages import job
 from prefalign.stages.build_preferences import build_preferences
 
 job.setup(snakemake)

@@ -1,4 +1,7 @@
 from prefalign.stages import job
+
+job.run_in_forkserver()  # first: under prefalign.forkserver the job runs in a fork that has its imports
+
 from prefalign.stages.reference_logps import reference_logps
 
 job.setup(snakemake)

@@ -1,5 +1,8 @@
-from prefalign.settings import PromptSetSettings
 from prefalign.stages import job
+
+job.run_in_forkserver()  # first: under prefalign.forkserver the job runs in a fork that has its imports
+
+from prefalign.settings import PromptSetSettings
 from prefalign.stages.sample_prompts import sample_prompts
 
 job.setup(snakemake)

@@ -1,7 +1,10 @@
+from prefalign.stages import job
+
+job.run_in_forkserver()  # first: under prefalign.forkserver the job runs in a fork that has its imports
+
 from pathlib import Path
 
 from prefalign.settings import AblationSettings, RunSettings, TablesSettings
-from prefalign.stages import job
 from prefalign.stages.tables import tables
 
 job.setup(snakemake)

@@ -45,6 +45,8 @@ def micro_run(tmp_path_factory):
     # run compared with this one (test_slurm) takes the same --max-threads
     args = ["-s", str(root / "Snakefile"), "--directory", str(root), "-c2", "--max-threads", "1",
             "--configfile", str(root / "tests/configs/micro.yaml"), "--config", f"results={results}"]
-    out = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=root, capture_output=True, text=True,
+    # as `make reproduce` runs it: jobs in forks of one process that has their imports
+    out = subprocess.run([sys.executable, "-m", "prefalign.forkserver", "--", sys.executable, "-m", "snakemake", *args],
+                         cwd=root, capture_output=True, text=True,
                          timeout=1200, env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     return results, args, out

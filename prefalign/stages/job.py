@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 from ..data import set_world_dir, world_dir
+from ..forkserver import run_in_forkserver
+
+__all__ = ["run_in_forkserver", "setup", "placement", "optional_input"]  # scripts call the first one first
 
 
 def setup(smk) -> None:
