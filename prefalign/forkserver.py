@@ -2,13 +2,13 @@
 peft and lmms-eval.
 
 A Snakemake `script:` job is a fresh interpreter, and on the miniature most of a job is its
-imports (about 8 s of a 10-15 s job; measured in `benchmarks/job_start.py`). Under
+imports (`benchmarks/job_start.py` measures that fixed cost). Under
 `python -m prefalign.forkserver -- snakemake ...` (what `make reproduce` and the tests run) a
-server imports them once; each job's script, at `job.setup`, hands its argv, working folder,
-environment and standard streams to the server and waits; the server forks, and the fork runs
-the same script from its first line, so the job computes exactly what it would alone. The
-job's exit status comes back as the script's. Without the server (a plain `snakemake`, a
-cluster job) or when it cannot be reached, the script runs in its own process as before.
+server imports them once; each job's script, first thing (`job.run_in_forkserver`), hands its
+argv, working folder, environment and standard streams to the server and waits; the server
+forks, and the fork runs the same script from its first line, so the job computes exactly what
+it would alone. The job's exit status comes back as the script's. Without the server (a plain
+`snakemake`, a cluster job) or when it cannot be reached, the script runs in its own process.
 
 Killing the waiting script (Snakemake cancelling a job) signals the fork; SIGKILL of the
 script closes its connection, and the server kills the fork.
