@@ -63,8 +63,11 @@ SNAKEMAKE_RUN = $(PY) -m prefalign.config $(1) && mkdir -p .snakemake && flock -
 	$(PY) -m prefalign.forkserver -- $(VENV)/bin/snakemake --cores $(CORES) --rerun-incomplete --configfile $(1)' \
 	|| { rc=$$?; [ $$rc -ne 75 ] || echo "another make run holds .snakemake/make.lock" >&2; exit $$rc; }
 
+# After the run: <results>/results.md, the results document generated from its files
+# (prefalign/results_doc.py); a measured run that lands is copied to docs/results.md.
 reproduce: venv
 	$(call SNAKEMAKE_RUN,$(CONFIG))
+	$(PY) -m prefalign.results_doc --results "$$(sed -n 's/^results: *//p' $(CONFIG))" --command "make reproduce CONFIG=$(CONFIG)"
 	@echo "Tables: $$(sed -n 's/^results: *//p' $(CONFIG))/tables/ (main.md, deltas.md, label_accuracy.md, main.png)"
 
 # The papers' ablations and the factorial: the default plus more runs, into the same results.

@@ -12,21 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
-
-def collect(results: Path) -> pd.DataFrame:
-    rows = []
-    for f in sorted((results / "benchmarks").glob("*.tsv")):
-        b = pd.read_csv(f, sep="\t")
-        rows.append({"stage": f.name.split(".")[0], "job": f.stem, "seconds": float(b["s"].iloc[0]),
-                     "max_rss_mb": float(b["max_rss"].iloc[0]) if b["max_rss"].iloc[0] != "-" else 0.0})
-    if not rows:
-        sys.exit(f"no benchmark files under {results}/benchmarks: run the workflow first (or pass --run)")
-    df = pd.DataFrame(rows)
-    return (df.groupby("stage", sort=False)
-              .agg(jobs=("job", "count"), seconds=("seconds", "sum"), max_rss_mb=("max_rss_mb", "max"))
-              .reset_index())
+from prefalign.results_doc import stage_table_markdown, stage_times
 
 
 def main():
@@ -46,11 +32,12 @@ def main():
         subprocess.run([*server, sys.executable, "-m", "snakemake", "--cores", a.cores, "--configfile", a.configfile,
                         "--config", f"results={results}"], check=True, env=env)
         wall = time.time() - t0
-    df = collect(results)
-    print("| stage | jobs | wall s (sum over jobs) | peak RSS MB |\n|---|---|---|---|")
-    for _, r in df.iterrows():
-        print(f"| {r.stage} | {r.jobs} | {r.seconds:.0f} | {r.max_rss_mb:.0f} |")
-    print(f"| **sum** | {df.jobs.sum()} | {df.seconds.sum():.0f} | {df.max_rss_mb.max():.0f} |")
+    try:
+        table, span = stage_times(results)
+    except FileNotFoundError as e:
+        sys.exit(f"{e} (or pass --run)")
+    print(stage_table_markdown(table, memory=a.no_forkserver or not a.run))
+    print(f"\nfirst job's start to last job's end: {span:.0f} s")
     if wall is not None:
         print(f"\nend-to-end wall time of the snakemake run: {wall:.0f} s")
 

@@ -108,3 +108,14 @@ def test_planning_the_workflow_imports_no_torch():
             "assert 'torch' not in sys.modules, 'torch imported'")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_the_readme_is_a_manual_that_names_both_commands_first():
+    """The README is the manual (results live in docs/): at most 16,000 bytes, and its first
+    code block is the two commands."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.encode()) <= 16000
+    first_block = text.split("```")[1]
+    assert "make reproduce" in first_block and "make test" in first_block
+    for doc in ("docs/methods.md", "docs/workflow.md", "docs/cluster.md", "docs/notes.md"):
+        assert doc in text and (ROOT / doc).exists()

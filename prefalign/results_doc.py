@@ -1,0 +1,158 @@
+"""The results document of a finished run, generated from its files, never typed by hand:
+
+    python -m prefalign.results_doc --results results --out results/results.md
+
+It states the commit and machine it was generated on, the run's wall time and stage table
+(from Snakemake's benchmark files), the base model's competence, and the run's tables as the
+`tables` rule wrote them. `make reproduce` ends by writing it; a measured run that lands is
+copied to `docs/results.md`.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from .io import atomic_path
+
+# The tables a reader compares, in reading order, with what each answers.
+TABLES = (
+    ("main", "Main table"),
+    ("deltas", "Differences vs base, paired intervals"),
+    ("oracle_fraction", "Each run's gain as a fraction of the oracle's"),
+    ("label_accuracy_vs_gain", "Label accuracy against gain"),
+    ("label_accuracy", "Label accuracy of each preference set"),
+    ("preference_counts", "Preference sets: prompts kept and rejected"),
+    ("response_length", "Response length"),
+    ("diversity", "Diversity of sampled responses (MATTR)"),
+)
+
+
+def stage_times(results: Path) -> tuple[pd.DataFrame, float]:
+    """Per stage: jobs, summed job seconds and peak RSS; and the run's wall time, from the
+    first job's start (its benchmark file's time minus its seconds) to the last job's end."""
+    rows, starts, ends = [], [], []
+    for f in sorted((Path(results) / "benchmarks").glob("*.tsv")):
+        b = pd.read_csv(f, sep="\t")
+        seconds = float(b["s"].iloc[0])
+        rss = b["max_rss"].iloc[0]
+        rows.append({"stage": f.name.split(".")[0], "seconds": seconds,
+                     "max_rss_mb": float(rss) if rss != "-" else 0.0})
+        ends.append(f.stat().st_mtime)
+        starts.append(ends[-1] - seconds)
+    if not rows:
+        raise FileNotFoundError(f"no benchmark files under {results}/benchmarks: run the workflow first")
+    table = (pd.DataFrame(rows).groupby("stage", sort=False)
+             .agg(jobs=("stage", "count"), seconds=("seconds", "sum"), max_rss_mb=("max_rss_mb", "max"))
+             .reset_index())
+    return table, max(ends) - min(starts)
+
+
+def stage_table_markdown(table: pd.DataFrame, memory: bool = True) -> str:
+    """Memory only where each job ran in its own interpreter: under prefalign.forkserver
+    Snakemake measures the script that waits for the job."""
+    rss = (lambda v: f" {v:.0f} |") if memory else (lambda v: "")
+    lines = ["| stage | jobs | job seconds (sum) |" + (" peak RSS MB |" if memory else ""),
+             "|---|---|---|" + ("---|" if memory else "")]
+    lines += [f"| {r.stage} | {r.jobs} | {r.seconds:.0f} |" + rss(r.max_rss_mb) for r in table.itertuples()]
+    lines.append(f"| **sum** | {table.jobs.sum()} | {table.seconds.sum():.0f} |" + rss(table.max_rss_mb.max()))
+    return "\n".join(lines)
+
+
+def competence_markdown(csv: Path) -> str:
+    df = pd.read_csv(csv)
+    acc = df.pivot_table(index="family", columns="view", values="accuracy", sort=False) * 100
+    n = df[df.view == df.view.iloc[0]].set_index("family")["n"]
+    views = list(dict.fromkeys(df.view))
+    lines = ["| family | n | " + " | ".join(views) + " |", "|---|---|" + "---|" * len(views)]
+    for family in acc.index:
+        lines.append(f"| {family} | {n[family]} | " + " | ".join(f"{acc.loc[family, v]:.1f}" for v in views) + " |")
+    exist = df[df.family == "exist"]
+    if "false_yes" in exist:
+        lines.append("\nFalse \"yes\" on POPE per view (of them naming an absent usual partner): "
+                     + ", ".join(f"{r.view} {int(r.false_yes)} ({int(r.false_yes_on_partner)})"
+                                 for r in exist.itertuples()))
+    return "\n".join(lines)
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _shift_headings(markdown: str) -> str:
+    """A table file's own '# Title' becomes a '###' under this document's sections."""
+    return "\n".join("##" + line if line.startswith("#") else line for line in markdown.strip().splitlines())
+
+
+def results_document(results: Path, command: str, commit: str | None = None) -> str:
+    """`commit`: the code the run was made with, where not this checkout's."""
+    results = Path(results)
+    dirty = ""
+    if commit is None:
+        commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+        dirty = " (with uncommitted changes)" if _git("status", "--porcelain", "--untracked-files=no") else ""
+    table, wall = stage_times(results)
+    parts = [
+        "# Results of a run on the miniature",
+        "",
+        f"Generated by `python -m prefalign.results_doc` from `{results}` on "
+        f"{datetime.date.today().isoformat()}. The run: `{command}`, at commit {commit}{dirty}, on "
+        f"{os.cpu_count()} cores of {_cpu()}. Do not edit: regenerate it.",
+        "",
+        "## Time",
+        "",
+        f"Wall time {wall / 60:.1f} min ({wall:.0f} s, from the first job's start to the last job's end, "
+        f"{table.jobs.sum()} jobs). Per stage, from Snakemake's benchmark files (peak memory per "
+        "stage: `python benchmarks/stage_times.py --run --no-forkserver`):",
+        "",
+        stage_table_markdown(table, memory=False),
+    ]
+    competence = results / "base_model" / "competence.csv"
+    if competence.exists():
+        parts += ["", "## The base model", "",
+                  "Accuracy (%) per question family on the evaluation sets, clean and under noise "
+                  "(`base_model/competence.csv`):", "", competence_markdown(competence)]
+    tables = results / "tables"
+    for name, title in TABLES:
+        path = tables / f"{name}.md"
+        if path.exists():
+            parts += ["", f"## {title}", "", f"(`tables/{name}.md`)", "", _shift_headings(path.read_text())]
+    for path in sorted(tables.glob("ablation_*.md")):
+        parts += ["", f"## Ablation: {path.stem.removeprefix('ablation_')}", "", _shift_headings(path.read_text())]
+    return "\n".join(parts) + "\n"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", default="results", type=Path)
+    ap.add_argument("--out", type=Path, help="default: <results>/results.md")
+    ap.add_argument("--command", default="make reproduce", help="the command that made the run")
+    ap.add_argument("--commit", help="the commit the run was made at (default: this checkout's HEAD)")
+    a = ap.parse_args(argv)
+    out = a.out or a.results / "results.md"
+    with atomic_path(out) as tmp:
+        tmp.write_text(results_document(a.results, a.command, a.commit))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The results document is generated from a run's files: its stage table sums the benchmark
+files, and it holds the base model's competence and every table the run wrote."""
+import pandas as pd
+
+from prefalign import results_doc
+
+
+def test_the_results_document_of_the_micro_run_holds_its_times_competence_and_tables(micro_run, tmp_path):
+    results, _, out = micro_run
+    assert out.returncode == 0, out.stderr[-3000:]
+    out_file = tmp_path / "results.md"
+    results_doc.main(["--results", str(results), "--out", str(out_file), "--command", "the micro run"])
+    text = out_file.read_text()
+    table, wall = results_doc.stage_times(results)
+    benchmark_files = sorted((results / "benchmarks").glob("*.tsv"))
+    assert table.jobs.sum() == len(benchmark_files)
+    assert round(table.seconds.sum()) == round(sum(pd.read_csv(f, sep="\t")["s"].iloc[0] for f in benchmark_files))
+    assert 0 < wall <= table.seconds.sum() + 60
+    assert f"| **sum** | {len(benchmark_files)} |" in text and "the micro run" in text
+    competence = pd.read_csv(results / "base_model" / "competence.csv")
+    for family in set(competence.family):
+        assert f"| {family} |" in text
+    for name in ("main", "deltas", "oracle_fraction", "preference_counts"):
+        lines = (results / "tables" / f"{name}.md").read_text().splitlines()
+        first_row = lines[next(i for i, line in enumerate(lines) if line.startswith("|---")) + 1]
+        assert first_row in text  # the table itself, as the tables rule wrote it
