@@ -235,10 +235,23 @@ def with_extends(cfg: dict, root: Path = ROOT) -> dict:
     return merged(with_extends(read_yaml(path, text), root), {k: v for k, v in cfg.items() if k != "extends"})
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML keeps the last of two equal keys in a mapping, silently: here that is an error."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path, text: str | None = None) -> dict:
-    """A config file's mapping; a YAML error names the file, line and column."""
+    """A config file's mapping; a YAML error (a duplicate key too) names the file, line and column."""
     try:
-        cfg = yaml.safe_load(Path(path).read_text() if text is None else text)
+        cfg = yaml.load(Path(path).read_text() if text is None else text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

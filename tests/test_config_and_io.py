@@ -138,6 +138,23 @@ def test_a_yaml_error_names_file_line_and_column(tmp_path):
     assert "Building DAG" not in make.stdout + make.stderr  # stopped before Snakemake
 
 
+def test_a_duplicate_key_is_a_yaml_error_not_a_silent_override(tmp_path):
+    """YAML would keep the second `ablations:` of a file and drop the first without a word
+    (configs/miniature_ablations.yaml held two)."""
+    from prefalign.config import read_yaml
+
+    bad = tmp_path / "dup.yaml"
+    bad.write_text("results: /tmp/x\nablations:\n  a: {runs: [x]}\nseeds: [1]\nablations:\n  b: {runs: [y]}\n")
+    with pytest.raises(ConfigError, match=r"dup.yaml:5:1: not valid YAML: duplicate key 'ablations'"):
+        read_yaml(bad)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("runs:\n  a: {preferences: p, preferences: q}\n")
+    with pytest.raises(ConfigError, match=r"nested.yaml:2:\d+: not valid YAML: duplicate key 'preferences'"):
+        read_yaml(nested)
+    for config in sorted(ROOT.glob("configs/*.yaml")) + [ROOT / "config.yaml"]:
+        read_yaml(config)  # the shipped configs have none
+
+
 def test_snakemake_validate_uses_the_same_schema(cfg):
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
