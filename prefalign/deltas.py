@@ -124,33 +124,13 @@ def label_accuracy_vs_gain(deltas: pd.DataFrame, label_accuracy: pd.DataFrame,
     return points.reset_index(drop=True), pd.DataFrame(correlations)
 
 
-def plot_label_accuracy_vs_gain(points: pd.DataFrame, correlations: pd.DataFrame, labels: dict[str, str]):
-    from .plots import pyplot
-
-    plt = pyplot()
-
-    metrics = list(dict.fromkeys(points.metric))
-    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(4.2 * max(len(metrics), 1), 3.6), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        g = points[points.metric == metric]
-        ax.scatter(g.label_accuracy, g.delta, s=18)
-        for x, y, run in zip(g.label_accuracy, g.delta, g.run):
-            ax.annotate(labels.get(run, run), (x, y), fontsize=5, alpha=0.8)
-        ax.axhline(0, color="grey", lw=0.5)
-        rho = correlations.set_index("metric").spearman.get(metric, np.nan)
-        ax.set_title(f"{metric}: Spearman {rho:+.2f}" if rho == rho else metric, fontsize=8)
-        ax.set_xlabel("label accuracy of the preference set (%)", fontsize=7)
-        ax.set_ylabel("difference vs base (points)", fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
 def write_deltas(out_dir: Path, samples: dict[str, list[dict]], labels: dict[str, str], tcfg: TablesSettings,
                  control: str | None) -> pd.DataFrame:
-    """deltas.csv / .md: every run against the base model, paired over the same items; with a
+    """deltas.csv / .md / .png: every run against the base model, paired over the same items; with a
     positive control, oracle_fraction.csv / .md: each run's gain as a fraction of its gain.
     samples: model -> one {task -> rows} per seed ("base": one)."""
     from .io import atomic_path
+    from .plots import forest_figure, save_figure
     from .tables import write_table
 
     df = deltas_table(samples["base"][0], {name: s for name, s in samples.items() if name != "base"}, tcfg)
@@ -158,6 +138,7 @@ def write_deltas(out_dir: Path, samples: dict[str, list[dict]], labels: dict[str
         df.to_csv(tmp, index=False, float_format="%.6f")
     with atomic_path(out_dir / "deltas.md") as tmp:
         tmp.write_text(deltas_markdown(df, labels, tcfg.confidence))
+    save_figure(forest_figure(df, labels, tcfg.confidence), out_dir / "deltas.png")
     if control:
         fractions = oracle_fraction(df, control)
         fractions.insert(1, "label", fractions.run.map(lambda r: labels.get(r, r)))
@@ -170,7 +151,7 @@ def write_deltas(out_dir: Path, samples: dict[str, list[dict]], labels: dict[str
 
 def write_label_accuracy_vs_gain(out_dir: Path, deltas: pd.DataFrame, accuracy: pd.DataFrame,
                                  run_preferences: dict[str, str], labels: dict[str, str]) -> None:
-    from .plots import save_figure
+    from .plots import label_accuracy_vs_gain_figure, save_figure
     from .tables import write_table
 
     points, correlations = label_accuracy_vs_gain(deltas, accuracy, run_preferences)
@@ -180,4 +161,4 @@ def write_label_accuracy_vs_gain(out_dir: Path, deltas: pd.DataFrame, accuracy: 
                 "accuracy of the run's preference set and its difference vs base (every point is in "
                 "label_accuracy_vs_gain_points.csv).", scale=1)
     write_table(out_dir, "label_accuracy_vs_gain_points", points, "Label accuracy and gain per run", "", scale=1)
-    save_figure(plot_label_accuracy_vs_gain(points, correlations, labels), out_dir / "label_accuracy_vs_gain.png")
+    save_figure(label_accuracy_vs_gain_figure(points, correlations, labels), out_dir / "label_accuracy_vs_gain.png")

@@ -1,4 +1,4 @@
-"""Figures of the stages and tables, drawn off-screen and written atomically."""
+"""Every figure of the stages and tables, drawn off-screen and written atomically."""
 from __future__ import annotations
 
 from .io import atomic_path
@@ -51,4 +51,75 @@ def training_curves(rows: list[dict], title: str):
         ax.plot([r["step"] for r in rows], [r[k] for r in rows])
         ax.set_xlabel("step"), ax.set_title(k)
     fig.suptitle(title)
+    return fig
+
+
+def main_table_figure(df):
+    """The main table's metrics as bars with their intervals, one panel per metric."""
+    import numpy as np
+
+    from .metrics import METRICS
+
+    plt = pyplot()
+    labels = [m.column for m in METRICS if m.column in df.columns]
+    fig, axes = plt.subplots(1, len(labels), figsize=(2.6 * len(labels), 3.2))
+    for ax, lab in zip(np.atleast_1d(axes), labels):
+        y = df[lab].to_numpy() * 100
+        err = np.vstack([y - df[lab + " low"].to_numpy() * 100, df[lab + " high"].to_numpy() * 100 - y])
+        ax.bar(range(len(df)), y, yerr=err, capsize=3, color=[f"C{i}" for i in range(len(df))])
+        ax.set_xticks(range(len(df)), df["model"], rotation=30, ha="right", fontsize=7)
+        ax.set_title(lab, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def label_accuracy_vs_gain_figure(points, correlations, labels: dict[str, str]):
+    """Each run's gain against its preference set's label accuracy, one panel per metric."""
+    import numpy as np
+
+    plt = pyplot()
+    metrics = list(dict.fromkeys(points.metric))
+    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(4.2 * max(len(metrics), 1), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        g = points[points.metric == metric]
+        ax.scatter(g.label_accuracy, g.delta, s=18)
+        for x, y, run in zip(g.label_accuracy, g.delta, g.run):
+            ax.annotate(labels.get(run, run), (x, y), fontsize=5, alpha=0.8)
+        ax.axhline(0, color="grey", lw=0.5)
+        rho = correlations.set_index("metric").spearman.get(metric, np.nan)
+        ax.set_title(f"{metric}: Spearman {rho:+.2f}" if rho == rho else metric, fontsize=8)
+        ax.set_xlabel("label accuracy of the preference set (%)", fontsize=7)
+        ax.set_ylabel("difference vs base (points)", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# The headline metrics, and POPE's adversarial split: the co-occurrence the papers target.
+FOREST_METRICS = ("pope_accuracy", "pope_accuracy_adversarial", "exact_match", "object_recall")
+
+
+def forest_figure(deltas, labels: dict[str, str], confidence: float, metrics=FOREST_METRICS):
+    """Each run's difference vs base with its paired interval (deltas.csv), one panel per
+    metric; a filled marker where the interval excludes 0."""
+    plt = pyplot()
+    metrics = [m for m in metrics if m in set(deltas.metric)]
+    runs = list(dict.fromkeys(deltas.run))
+    rows = list(range(len(runs)))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.0 * len(metrics), 0.32 * len(runs) + 1.3), sharey=True,
+                             squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        g = deltas[deltas.metric == metric].set_index("run").reindex(runs)
+        ax.errorbar(g.delta, rows, xerr=[g.delta - g.ci_low, g.ci_high - g.delta], fmt="none", ecolor="grey", lw=1)
+        excludes = ((g.ci_low > 0) | (g.ci_high < 0)).to_numpy()
+        ax.scatter(g.delta, rows, s=18, zorder=3, edgecolors="C0",
+                   facecolors=["C0" if e else "white" for e in excludes])
+        ax.axvline(0, color="black", lw=0.6)
+        ax.set_title(f"{metric} (n={int(g.n_items.max())})", fontsize=8)
+        ax.set_xlabel("difference vs base (points)", fontsize=7)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_yticks(rows, [labels.get(r, r) for r in runs])
+    axes[0][0].invert_yaxis()
+    fig.suptitle(f"Paired {round(100 * confidence)}% bootstrap intervals over the same items; filled: excludes 0",
+                 fontsize=8)
+    fig.tight_layout()
     return fig

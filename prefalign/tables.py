@@ -219,23 +219,6 @@ def to_markdown(df: pd.DataFrame, title: str, note: str = "", scale: float = 100
     return "\n".join(out) + "\n"
 
 
-def plot_main(df: pd.DataFrame):
-    from .plots import pyplot
-
-    plt = pyplot()
-
-    labels = [m.column for m in METRICS if m.column in df.columns]
-    fig, axes = plt.subplots(1, len(labels), figsize=(2.6 * len(labels), 3.2))
-    for ax, lab in zip(np.atleast_1d(axes), labels):
-        y = df[lab].to_numpy() * 100
-        err = np.vstack([y - df[lab + " low"].to_numpy() * 100, df[lab + " high"].to_numpy() * 100 - y])
-        ax.bar(range(len(df)), y, yerr=err, capsize=3, color=[f"C{i}" for i in range(len(df))])
-        ax.set_xticks(range(len(df)), df["model"], rotation=30, ha="right", fontsize=7)
-        ax.set_title(lab, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def write_table(out_dir: Path, name: str, df: pd.DataFrame, title: str, note: str, scale: float = 100,
                 shown: pd.Series | None = None) -> None:
     """The table as CSV (every row) and markdown (the `shown` rows, where given)."""

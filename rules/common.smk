@@ -198,7 +198,7 @@ def table_outputs():
     out = [f"{R}/tables/sources.json", *[f"{R}/tables/preference_counts.{ext}" for ext in ("md", "csv")]]
     if any(map(is_miniature, tasks)):
         out += [f"{R}/tables/main.{ext}" for ext in ("md", "csv", "png")]
-        out += [f"{R}/tables/deltas.{ext}" for ext in ("md", "csv")]
+        out += [f"{R}/tables/deltas.{ext}" for ext in ("md", "csv", "png")]
         if positive_control():
             out += [f"{R}/tables/oracle_fraction.{ext}" for ext in ("md", "csv")]
         if world_inputs():

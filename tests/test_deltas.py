@@ -85,3 +85,25 @@ def test_oracle_fraction_and_label_accuracy_against_gain():
     points, rho = label_accuracy_vs_gain(deltas, accuracy, {"oracle": "gt", "a": "sa", "b": "sb", "c": "sc"})
     assert list(points.label_accuracy) == [100.0, 70.0, 30.0, 50.0]
     assert rho.iloc[0].spearman == pytest.approx(1.0) and rho.iloc[0].runs == 4
+
+
+def test_the_forest_plot_shows_each_run_and_fills_the_intervals_that_exclude_zero():
+    import pandas as pd
+
+    from prefalign.plots import forest_figure
+
+    rows = [("good", "pope_accuracy", 5.0, 1.0, 9.0), ("null", "pope_accuracy", 0.5, -2.0, 3.0),
+            ("bad", "pope_accuracy", -4.0, -6.0, -1.0), ("good", "exact_match", 1.0, -1.0, 3.0),
+            ("null", "exact_match", 0.0, 0.0, 0.0), ("bad", "exact_match", 2.0, 0.5, 3.5)]
+    deltas = pd.DataFrame([{"run": r, "benchmark": "b", "metric": m, "delta": d, "ci_low": lo, "ci_high": hi,
+                            "n_items": 3000, "n_seeds": 2} for r, m, d, lo, hi in rows])
+    fig = forest_figure(deltas, {"good": "Good run"}, 0.95)
+    axes = fig.axes
+    assert [a.get_title() for a in axes] == ["pope_accuracy (n=3000)", "exact_match (n=3000)"]
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == ["Good run", "null", "bad"]
+    for ax, filled in zip(axes, ([True, False, True], [False, False, True])):
+        markers = ax.collections[-1]  # the scatter of points (the error bars come first)
+        expected = deltas[deltas.metric == ax.get_title().split()[0]].delta
+        assert [tuple(x) for x in markers.get_offsets()] == [(d, i) for i, d in enumerate(expected)]
+        faces = markers.get_facecolors()
+        assert [bool(f[0] < 0.9 or f[1] < 0.9) for f in faces] == filled  # C0 is blue, the open ones white

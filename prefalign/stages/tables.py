@@ -7,9 +7,9 @@ from pathlib import Path
 from ..deltas import write_deltas, write_label_accuracy_vs_gain
 from ..evaluation import is_miniature
 from ..io import atomic_path
-from ..plots import save_figure
+from ..plots import main_table_figure, save_figure
 from ..tables import (benchmark_table, diversity, label_accuracy, load_samples, main_table, pairs_with_the_top_group,
-                      plot_main, preference_counts, response_lengths, write_table)
+                      preference_counts, response_lengths, write_table)
 from ..settings import AblationSettings, RunSettings, TablesSettings
 
 
@@ -52,7 +52,7 @@ def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, *, mai
     if miniature:
         main = main_table({m: models[m] for m in ["base", *main_rows]}, labels, tcfg)
         write_table(out_dir, "main", main, "Miniature benchmarks", note)
-        save_figure(plot_main(main), out_dir / "main.png")
+        save_figure(main_table_figure(main), out_dir / "main.png")
         for name, a in ablations.items():
             df = main_table({m: models[m] for m in ["base", *a.runs]}, labels, tcfg)
             write_table(out_dir, f"ablation_{name}", df, a.title, note)
