@@ -67,7 +67,7 @@ SNAKEMAKE_RUN = $(PY) -m prefalign.config $(1) && mkdir -p .snakemake && flock -
 # (prefalign/results_doc.py); a measured run that lands is copied to docs/results.md.
 reproduce: venv
 	$(call SNAKEMAKE_RUN,$(CONFIG))
-	$(PY) -m prefalign.results_doc --results "$$(sed -n 's/^results: *//p' $(CONFIG))" --command "make reproduce CONFIG=$(CONFIG)"
+	$(PY) -m prefalign.results_doc --configfile $(CONFIG) --command "make reproduce CONFIG=$(CONFIG)"
 	@echo "Tables: $$(sed -n 's/^results: *//p' $(CONFIG))/tables/ (main.md, deltas.md, label_accuracy.md, main.png)"
 
 # The papers' ablations and the factorial: the default plus more runs, into the same results.

@@ -143,11 +143,18 @@ def results_document(results: Path, command: str, commit: str | None = None) -> 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--results", default="results", type=Path)
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--results", type=Path, help="the results folder (default: results)")
+    where.add_argument("--configfile", type=Path, help="or the config whose `results:` it is (`extends:` followed)")
     ap.add_argument("--out", type=Path, help="default: <results>/results.md")
     ap.add_argument("--command", default="make reproduce", help="the command that made the run")
     ap.add_argument("--commit", help="the commit the run was made at (default: this checkout's HEAD)")
     a = ap.parse_args(argv)
+    if a.configfile:
+        from .config import load_config
+
+        a.results = Path(load_config(a.configfile)["results"])
+    a.results = a.results or Path("results")
     out = a.out or a.results / "results.md"
     with atomic_path(out) as tmp:
         tmp.write_text(results_document(a.results, a.command, a.commit))

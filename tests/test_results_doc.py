@@ -1,8 +1,13 @@
 """The results document is generated from a run's files: its stage table sums the benchmark
 files, and it holds the base model's competence and every table the run wrote."""
+from pathlib import Path
+
 import pandas as pd
+import yaml
 
 from prefalign import results_doc
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_results_document_of_the_micro_run_holds_its_times_competence_and_tables(micro_run, tmp_path):
@@ -24,3 +29,12 @@ def test_the_results_document_of_the_micro_run_holds_its_times_competence_and_ta
         lines = (results / "tables" / f"{name}.md").read_text().splitlines()
         first_row = lines[next(i for i, line in enumerate(lines) if line.startswith("|---")) + 1]
         assert first_row in text  # the table itself, as the tables rule wrote it
+    # `make reproduce` names the config, not the folder: its `results:`, through `extends:`
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({**yaml.safe_load((ROOT / "tests/configs/micro.yaml").read_text()),
+                                    "results": str(results)}))
+    child = tmp_path / "child.yaml"
+    child.write_text(f"extends: {base}\n")
+    via_config = tmp_path / "via_config.md"
+    results_doc.main(["--configfile", str(child), "--out", str(via_config), "--command", "the micro run"])
+    assert via_config.read_text() == text
