@@ -47,6 +47,8 @@ def main():
         serve = f"from prefalign.forkserver import serve; serve({str(sock)!r})"
         server = subprocess.Popen([sys.executable, "-c", serve], env=env, stderr=subprocess.DEVNULL)
         while not sock.exists():
+            if server.poll() is not None:
+                sys.exit(f"the fork server exited ({server.returncode}) before listening")
             time.sleep(0.1)
         try:
             forked = timed_runs(script, {**env, forkserver.SOCKET_ENV: str(sock)}, a.repeats)

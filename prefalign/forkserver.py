@@ -108,12 +108,7 @@ def run_in_forkserver() -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(signum, forward)
-    while True:
-        try:
-            ended, _ = _receive(conn)
-            break
-        except InterruptedError:  # a forwarded signal; keep waiting for the job's status
-            continue
+    ended, _ = _receive(conn)  # a forwarded signal does not interrupt the wait (PEP 475)
     os._exit(1 if ended is None else ended["returncode"])
 
 
@@ -199,10 +194,7 @@ def serve(path: str, modules=PRELOAD) -> None:
     server.listen(64)
     logger.info("forkserver: ready on %s", path)
     while True:
-        try:
-            conn, _ = server.accept()
-        except InterruptedError:
-            continue
+        conn, _ = server.accept()  # retried after a SIGCHLD's handler (PEP 475)
         sys.stdout.flush()
         sys.stderr.flush()
         if os.fork() == 0:
