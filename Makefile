@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: reproduce ablations test test-all lint dag clean venv bench-venv lock slurm-profile
+.PHONY: reproduce ablations report test test-all lint dag clean venv bench-venv lock slurm-profile
 
 # The environment is envs/requirements.lock: every package, transitive ones included, at an
 # exact version with hashes, for Python 3.11 on Linux x86_64. `make venv` installs exactly it
@@ -68,7 +68,13 @@ SNAKEMAKE_RUN = $(PY) -m prefalign.config $(1) && mkdir -p .snakemake && flock -
 reproduce: venv
 	$(call SNAKEMAKE_RUN,$(CONFIG))
 	$(PY) -m prefalign.results_doc --configfile $(CONFIG) --command "make reproduce CONFIG=$(CONFIG)"
-	@echo "Tables: $$(sed -n 's/^results: *//p' $(CONFIG))/tables/ (main.md, deltas.md, label_accuracy.md, main.png)"
+	@echo "Tables: $$($(PY) -m prefalign.config $(CONFIG) --results)/tables/ (main.md, deltas.md, label_accuracy.md, main.png); make report writes report.html"
+
+# The Snakemake report of a finished run, one self-contained file to open in a browser:
+# <results>/report.html (tables, forest plot, training curves, gallery; report/workflow.rst).
+report: venv
+	results=$$($(PY) -m prefalign.config $(CONFIG) --results) && \
+	    $(VENV)/bin/snakemake --configfile $(CONFIG) --report $$results/report.html
 
 # The papers' ablations and the factorial: the default plus more runs, into the same results.
 ablations: venv

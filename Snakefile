@@ -2,6 +2,7 @@
 # DAG: make_world -> train_base_model -> sample_prompts -> augment -> sample_responses
 #      (ConSR: -> describe_images -> revise_responses)
 #      -> build_preferences (ASPO: + train_clip) -> reference_logps -> train -> evaluate -> tables
+#      -> report_pages (`make report`: results/report.html)
 from snakemake.utils import min_version
 
 from prefalign.config import with_extends
@@ -37,9 +38,14 @@ include: "rules/reference_logps.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/tables.smk"
+include: "rules/report_pages.smk"
+
+
+report: "report/workflow.rst"
 
 
 rule all:
     default_target: True
     input:
         rules.tables.output,
+        rules.report_pages.output,

@@ -265,10 +265,15 @@ def load_config(path) -> dict:
     return validate_config(with_extends(read_yaml(path)))
 
 
-if __name__ == "__main__":  # `python -m prefalign.config FILE`: Snakemake's own YAML error names no line
+if __name__ == "__main__":
+    # `python -m prefalign.config FILE`: a check before Snakemake, whose own YAML error names no
+    # line; `... FILE --results`: the config's results folder (`extends:` followed)
     import sys
 
     try:
-        read_yaml(sys.argv[1])
+        if sys.argv[2:] == ["--results"]:
+            print(load_config(sys.argv[1])["results"])
+        else:
+            read_yaml(sys.argv[1])
     except ConfigError as e:
         sys.exit(str(e))

@@ -40,17 +40,90 @@ def contact_sheet(processor, clean, augmented, title: str):
     return fig
 
 
+# TRL's names (training.pair_metrics); a log from before them has loss and pair_accuracy.
+CURVES = (("loss", ("loss",)), ("rewards", ("rewards/chosen", "rewards/rejected")),
+          ("rewards/margins", ("rewards/margins",)), ("rewards/accuracies", ("rewards/accuracies", "pair_accuracy")),
+          ("log ratio per token", ("log_ratio_per_token/chosen", "log_ratio_per_token/rejected")))
+
+
 def training_curves(rows: list[dict], title: str):
-    """Loss, reward margin and pair accuracy (those the objective logs) against the step."""
+    """One run's loss and TRL's reward metrics against the step (those its log holds)."""
+    plt = pyplot()
+    panels = [(name, [k for k in keys if k in rows[0]]) for name, keys in CURVES]
+    panels = [(name, keys[:1] if name == "rewards/accuracies" else keys) for name, keys in panels if keys]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.8), squeeze=False)
+    for ax, (name, keys) in zip(axes[0], panels):
+        for k in keys:
+            ax.plot([r["step"] for r in rows], [r[k] for r in rows], lw=1, label=k.rsplit("/", 1)[-1])
+        ax.set_xlabel("step", fontsize=7), ax.set_title(name, fontsize=8), ax.tick_params(labelsize=7)
+        if len(keys) > 1:
+            ax.legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def smoothed(values, window: int):
+    """Trailing moving average (the first points average what there is)."""
+    import numpy as np
+
+    cumulative = np.cumsum(np.insert(np.asarray(values, dtype=float), 0, 0.0))
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(0, ends - window)
+    return (cumulative[ends] - cumulative[starts]) / (ends - starts)
+
+
+OVERLAID = ("loss", "rewards/margins", "rewards/accuracies", "log_ratio_per_token/chosen",
+            "log_ratio_per_token/rejected")
+
+
+def training_overlay_figure(logs: dict, window_fraction: float = 0.05):
+    """Every run's training curves in one panel per metric, over the fraction of its steps
+    (runs train on sets of different sizes), smoothed over `window_fraction` of them.
+    logs: (label, seed) -> per-step rows (pandas DataFrame); a run's other seeds dashed."""
+    plt = pyplot()
+    metrics = [m for m in OVERLAID if any(m in df.columns for df in logs.values())]
+    fig, axes = plt.subplots(2, 3, figsize=(11, 6))
+    axes = axes.ravel()
+    colours = {}
+    for (label, seed), df in logs.items():
+        colour = colours.setdefault(label, f"C{len(colours) % 10}")
+        first = seed == min(s for other, s in logs if other == label)
+        window = max(1, round(window_fraction * len(df)))
+        for ax, m in zip(axes, metrics):
+            if m in df.columns:  # a run of a few steps shows its points
+                ax.plot((df.step + 1) / len(df), smoothed(df[m], window), color=colour, lw=1,
+                        ls="-" if first else "--", marker="o" if len(df) < 10 else None, ms=3,
+                        label=label if first else None)
+    for ax, m in zip(axes, metrics):
+        ax.set_title(m, fontsize=8), ax.set_xlabel("fraction of training", fontsize=7), ax.tick_params(labelsize=7)
+    for ax in axes[len(metrics):]:
+        ax.axis("off")
+    handles, names = axes[0].get_legend_handles_labels()
+    axes[-1].legend(handles, names, fontsize=7, loc="center")
+    fig.suptitle("Training curves of every main run (first seed solid, other seeds dashed; moving average "
+                 f"over {round(100 * window_fraction)}% of each run's steps)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def competence_figure(df):
+    """The base model's accuracy per question family, one bar per view (competence.csv)."""
     import numpy as np
 
     plt = pyplot()
-    keys = [k for k in ("loss", "reward_margin", "pair_accuracy") if k in rows[0]]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3))
-    for ax, k in zip(np.atleast_1d(axes), keys):
-        ax.plot([r["step"] for r in rows], [r[k] for r in rows])
-        ax.set_xlabel("step"), ax.set_title(k)
-    fig.suptitle(title)
+    views = list(dict.fromkeys(df.view))
+    families = list(dict.fromkeys(df.family))
+    acc = df.pivot_table(index="family", columns="view", values="accuracy", sort=False).reindex(families)
+    fig, ax = plt.subplots(figsize=(1.0 * len(families) + 1.5, 3.0))
+    width = 0.8 / len(views)
+    for k, view in enumerate(views):
+        ax.bar(np.arange(len(families)) + (k - (len(views) - 1) / 2) * width, 100 * acc[view], width, label=view)
+    ax.set_xticks(range(len(families)), families, fontsize=7)
+    ax.set_ylabel("accuracy (%)", fontsize=7), ax.set_ylim(0, 100), ax.tick_params(labelsize=7)
+    ax.legend(fontsize=6, title="image", title_fontsize=6)
+    ax.set_title("Base model: accuracy per question family, clean and under noise", fontsize=8)
+    fig.tight_layout()
     return fig
 
 

@@ -19,8 +19,9 @@ import json
 
 # Keys that only name or place a thing in the tables, or list the seeds a run is made for.
 PRESENTATION = frozenset({"label", "title", "seeds", "main_table"})
-# Keys that change how a job runs, never what it writes (a resumed training ends byte-identical).
-RESUMPTION = frozenset({"checkpoint_every"})
+# Keys that change how a job runs or where else it reports, never what it writes (a resumed
+# training ends byte-identical; metrics sent to a tracker are the ones log.csv holds).
+NO_OUTPUT_EFFECT = frozenset({"checkpoint_every", "report_to"})
 # Settings every job after the world depends on.
 GLOBAL = ("world", "base_model", "device", "dtype")
 # The fields (at any depth of an entry) that name an entry of another section.
@@ -35,9 +36,9 @@ REFERENCES = {
 
 def canonical(value, drop=frozenset()):
     """`value` with every mapping's keys sorted, the keys in `drop` left out at its top, and
-    RESUMPTION's at any depth."""
+    NO_OUTPUT_EFFECT's at any depth."""
     if isinstance(value, dict):
-        return {k: canonical(value[k]) for k in sorted(value) if k not in drop and k not in RESUMPTION}
+        return {k: canonical(value[k]) for k in sorted(value) if k not in drop and k not in NO_OUTPUT_EFFECT}
     if isinstance(value, (list, tuple)):
         return [canonical(v) for v in value]
     return value

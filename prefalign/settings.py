@@ -74,6 +74,7 @@ class TrainingSettings(Settings):
     max_grad_norm: float | None
     checkpoint_every: int
     chosen_nll_weight: float
+    report_to: str
     micro_batch_size: int | None = None  # None: the whole batch in one pass
 
     @classmethod

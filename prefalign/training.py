@@ -89,6 +89,29 @@ def score_corrupt(model, processor, items, groups, images, sharded: bool) -> tor
     return pad_per_item(tokens, [len(t) for t in texts])
 
 
+def pair_metrics(scored: dict, beta: float | None) -> dict:
+    """What TRL's DPOTrainer logs, for every objective alike: the chosen response is the top
+    group's first, the rejected one the last group's first (a DPO pair's two responses).
+    rewards = beta * (log pi - log ref) summed over the response (beta 1 for MGP, which has
+    none); logps: the policy's summed log-probs; log_ratio_per_token: the mean token log ratio.
+    Where a response is the base model's own sample, minus its log_ratio_per_token estimates
+    the per-token KL(base || policy)."""
+    rejected = torch.tensor([sum(sizes) - sizes[-1] for sizes in scored["group_sizes"]])
+    rows = torch.arange(len(rejected))
+    pick = {"chosen": (rows, torch.zeros_like(rejected)), "rejected": (rows, rejected)}
+    beta = 1.0 if beta is None else beta
+    out, rewards = {}, {}
+    for name, at in pick.items():
+        policy, ref = scored["policy"][at].detach(), scored["ref"][at].detach()
+        tokens = scored["token_mask"][at].sum(-1).clamp(min=1)
+        rewards[name] = beta * (policy - ref)
+        out[f"rewards/{name}"] = rewards[name].mean().item()
+        out[f"logps/{name}"] = policy.mean().item()
+        out[f"log_ratio_per_token/{name}"] = ((policy - ref) / tokens).mean().item()
+    margins = rewards["chosen"] - rewards["rejected"]
+    return {**out, "rewards/margins": margins.mean().item(), "rewards/accuracies": (margins > 0).float().mean().item()}
+
+
 def chosen_nll(scored: dict) -> torch.Tensor:
     """Mean over items of the chosen response's (the top group's first) mean token NLL."""
     return -(scored["policy"][:, 0] / scored["token_mask"][:, 0].sum(-1).clamp(min=1)).mean()
@@ -116,6 +139,7 @@ def accumulate(model, processor, items, load_image, objective: Objective, object
             scored["policy_corrupt_tokens"] = score_corrupt(model, processor, part, groups, images,
                                                             distributed.is_sharded(model))
         loss, m = objective.loss(scored, objective_cfg)
+        m = {**m, **pair_metrics(scored, objective_cfg.beta)}
         if chosen_nll_weight:
             nll = chosen_nll(scored)
             loss = loss + chosen_nll_weight * nll
@@ -139,8 +163,9 @@ def deterministic_algorithms() -> None:
 
 def train_preferences(model, processor, records, load_image, objective: Objective,
                       objective_cfg: ObjectiveSettings, tcfg: TrainingSettings, seed: int, *, device: str = "cpu",
-                      checkpoint_dir=None, checkpoint_key: str = ""):
-    """Train the LoRA-wrapped `model` in place; returns per-step log rows.
+                      checkpoint_dir=None, checkpoint_key: str = "", on_step=None):
+    """Train the LoRA-wrapped `model` in place; returns per-step log rows (each also handed
+    to `on_step`, where given: `tracking.step_logger`).
 
     Each step scores the groups the objective selects from each record (a pair for DPO,
     all groups for MGP) and hands their log-probs to the objective's loss. With
@@ -190,6 +215,8 @@ def train_preferences(model, processor, records, load_image, objective: Objectiv
             if not math.isfinite(loss):
                 raise FloatingPointError(f"train: loss became {loss} at step {step}")
             rows.append({"step": step, "loss": loss, "lr": sched.get_last_lr()[0], **metrics})
+            if on_step:
+                on_step(rows[-1])
             checkpoints.after_step(step + 1, steps, {"rows": rows})
     model.eval()
     return rows

@@ -5,7 +5,15 @@ rule augment:
         model=base_model_dir(),
     output:
         manifest=f"{R}/seed{{seed}}/augment/{{pset}}.{{aug}}.jsonl",
-        sheet=f"{R}/seed{{seed}}/augment/{{pset}}.{{aug}}.png",
+        sheet=in_report(
+            f"{R}/seed{{seed}}/augment/{{pset}}.{{aug}}.png",
+            "augment",
+            AUGMENTATION,
+            "{aug}",
+            prompts="{pset}",
+            augmentation="{aug}",
+            seed="{seed}",
+        ),
     log:
         f"{R}/logs/augment.{{pset}}.{{aug}}.seed{{seed}}.log",
     benchmark:

@@ -1,5 +1,6 @@
 # Helpers shared by the stage rules: paths and config lookups.
 import re
+from pathlib import Path
 
 from prefalign.config import validate_config
 from prefalign.data import world_dir
@@ -212,6 +213,99 @@ def table_outputs():
         out.append(f"{R}/tables/diversity.md")
     if not all(map(is_miniature, tasks)):
         out += [f"{R}/tables/benchmarks.md", f"{R}/tables/benchmarks.csv"]
+    return out
+
+
+# The report (`make report`) lists its categories by name: numbered in reading order.
+RESULTS, EXAMPLES, TRAINING, LABELS = "1 Results", "2 Examples", "3 Training", "4 Preference labels"
+BASE_MODEL, RESPONSES, AUGMENTATION, ABLATIONS = "5 Base model", "6 Responses", "7 Noise augmentation", "8 Ablations"
+REPORT_CATEGORIES = {
+    "main": RESULTS,
+    "deltas": RESULTS,
+    "oracle_fraction": RESULTS,
+    "benchmarks": RESULTS,
+    "label_accuracy": LABELS,
+    "label_accuracy_by_group": LABELS,
+    "label_accuracy_vs_gain": LABELS,
+    "label_accuracy_vs_gain_points": LABELS,
+    "preference_counts": LABELS,
+    "response_length": RESPONSES,
+    "diversity": RESPONSES,
+}
+
+
+def in_report(path, caption, category, subcategory=None, **labels):
+    """`path` marked for the report, captioned by report/captions/<caption>.rst."""
+    return report(
+        path,
+        caption=f"../report/captions/{caption}.rst",
+        category=category,
+        subcategory=subcategory,
+        labels=labels,
+    )
+
+
+def report_category(table):
+    return ABLATIONS if table.startswith("ablation_") else REPORT_CATEGORIES[table]
+
+
+def table_figures(outputs):
+    """The tables stage's outputs, its figures marked for the report."""
+    return [
+        (
+            in_report(f, f"{Path(f).stem}_figure", report_category(Path(f).stem), name=Path(f).stem, kind="figure")
+            if f.endswith(".png")
+            else f
+        )
+        for f in outputs
+    ]
+
+
+def main_runs():
+    """The main table's runs, in table order."""
+    return [run for run in run_order(config) if config["runs"][run]["main_table"]]
+
+
+def report_runs():
+    """(run, seed) of every main-table run: their training curves, overlaid."""
+    return [(run, s) for run in main_runs() for s in run_seeds(run)]
+
+
+def gallery_models():
+    """The evaluation targets the gallery shows (the miniature): base, each main run's first seed."""
+    if not (world_inputs() and any(map(is_miniature, config["evaluation"]["tasks"]))):
+        return []
+    return ["base"] + [f"{run}.seed{run_seeds(run)[0]}" for run in main_runs()]
+
+
+def report_page_outputs():
+    """What rule report_pages writes: each markdown table as HTML, the overlaid training curves,
+    and (the miniature) the base model's competence and the gallery."""
+    out = [
+        in_report(
+            f"{R}/report/tables/{Path(f).stem}.html",
+            "ablation" if Path(f).stem.startswith("ablation_") else Path(f).stem,
+            report_category(Path(f).stem),
+            name=Path(f).stem,
+            kind="table",
+        )
+        for f in table_outputs()
+        if f.endswith(".md")
+    ]
+    out.append(
+        in_report(
+            f"{R}/report/training_curves.png",
+            "training_overlay",
+            TRAINING,
+            "all main runs",
+            name="training curves",
+            kind="figure",
+        )
+    )
+    if config["base_model"]["kind"] == "tiny_llava":
+        out.append(in_report(f"{R}/report/competence.png", "competence", BASE_MODEL, name="competence", kind="figure"))
+    if gallery_models():
+        out.append(in_report(f"{R}/report/gallery.html", "gallery", EXAMPLES, name="gallery", kind="table"))
     return out
 
 

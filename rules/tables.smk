@@ -9,7 +9,7 @@ rule tables:
         world=world_inputs(),
         upstream=sorted({f for run in RUNS for s in run_seeds(run) for f in run_files(run, s)}),
     output:
-        table_outputs(),
+        table_figures(table_outputs()),
     log:
         f"{R}/logs/tables.log",
     benchmark:

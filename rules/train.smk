@@ -8,7 +8,14 @@ rule train:
     output:
         adapter=directory(f"{R}/seed{{seed}}/train/{{run}}/adapter"),
         log=f"{R}/seed{{seed}}/train/{{run}}/log.csv",
-        curves=f"{R}/seed{{seed}}/train/{{run}}/curves.png",
+        curves=in_report(
+            f"{R}/seed{{seed}}/train/{{run}}/curves.png",
+            "training_curves",
+            TRAINING,
+            "each run",
+            run="{run}",
+            seed="{seed}",
+        ),
     log:
         f"{R}/logs/train.{{run}}.seed{{seed}}.log",
     benchmark:

@@ -24,6 +24,28 @@ def test_dpo_loss_against_hand_computation():
     assert metrics["pair_accuracy"] == 1.0
 
 
+def test_pair_metrics_are_trls_against_hand_computation():
+    from prefalign.training import pair_metrics
+
+    # the example above: r_w = (1, 0), r_l = (-0.5, -1); token counts 2, 4 / 1, 2
+    mask = torch.tensor([[[1, 1, 0, 0], [1, 1, 1, 1]], [[1, 0, 0, 0], [1, 1, 0, 0]]], dtype=torch.float)
+    scored = {"policy": torch.tensor([[-1.0, -3.0], [0.0, 0.0]]), "ref": torch.tensor([[-2.0, -2.5], [0.0, 1.0]]),
+              "token_mask": mask, "group_sizes": [(1, 1), (1, 1)]}
+    m = pair_metrics(scored, beta=0.1)
+    assert m["rewards/chosen"] == pytest.approx(0.1 * (1 + 0) / 2)
+    assert m["rewards/rejected"] == pytest.approx(0.1 * (-0.5 - 1) / 2)
+    assert m["rewards/margins"] == pytest.approx(0.1 * (1.5 + 1) / 2)
+    assert m["rewards/accuracies"] == 1.0
+    assert m["logps/chosen"] == pytest.approx(-0.5) and m["logps/rejected"] == pytest.approx(-1.5)
+    assert m["log_ratio_per_token/chosen"] == pytest.approx((1 / 2 + 0 / 1) / 2)
+    assert m["log_ratio_per_token/rejected"] == pytest.approx((-0.5 / 4 - 1 / 2) / 2)
+    # ranked groups (MGP, no beta): the rejected response is the last group's first
+    groups = {"policy": torch.tensor([[-1.0, -9.0, -9.0, -4.0, -9.0]]), "ref": torch.zeros(1, 5),
+              "token_mask": torch.ones(1, 5, 3), "group_sizes": [(2, 1, 2)]}
+    m = pair_metrics(groups, beta=None)
+    assert (m["rewards/chosen"], m["rewards/rejected"], m["rewards/margins"]) == (-1.0, -4.0, 3.0)
+
+
 def test_dpo_loss_at_reference_is_log2():
     z = torch.zeros(3)
     loss, _ = dpo_loss(z, z, z, z, beta=0.1)

@@ -105,5 +105,5 @@ def test_the_slurm_profile_caps_its_scaling_signals_training_and_retries_only_mo
     assert rules["train"]["slurm_extra"] == "'--signal=TERM@300'"
     blocks = {m.group(1): m.group(0) for f in (ROOT / "rules").glob("*.smk")
               for m in re.finditer(r"^rule (\w+):\n(?:[ \t]+.*\n?)*", f.read_text(), re.M)}
-    for rule in ("make_world", "sample_prompts", "join_response_shards", "tables"):
+    for rule in ("make_world", "sample_prompts", "join_response_shards", "tables", "report_pages"):
         assert "\n    retries: 0" in blocks[rule], rule

@@ -109,6 +109,16 @@ def test_micro_dag_end_to_end(micro_run):
     assert controls_separate(results, adapters)
     answers = {r: (results / f"eval/{r}/samples.jsonl").read_text() for r in ("base", "oracle.seed1")}
     assert answers["base"] != answers["oracle.seed1"]  # training reaches the benchmark answers
+    # TRL's training metrics in log.csv, and each step of them in the Weights & Biases offline run
+    log = pd.read_csv(results / "seed1/train/oracle/log.csv")
+    assert {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies", "logps/chosen",
+            "logps/rejected", "log_ratio_per_token/chosen"} <= set(log.columns)
+    from prefalign.tracking import offline_history
+
+    (tracked,) = (results / "seed1/train/oracle/wandb").glob("offline-run-*")
+    config, history = offline_history(tracked)
+    assert config["training"]["lr"] == 0.0005 and len(history) == len(log)
+    assert [h["rewards/margins"] for h in history] == pytest.approx(list(log["rewards/margins"]), rel=1e-6)
     deltas = pd.read_csv(results / "tables" / "deltas.csv")
     assert set(deltas.run) == {"oracle", "oracle_reversed", "seva", "smpro", "aspo", "consr"}
     assert (deltas[deltas.metric == "pope_accuracy"].n_items == 24).all()
@@ -124,7 +134,7 @@ def test_micro_dag_end_to_end(micro_run):
     assert "train_base_model" not in dry.stdout and "build_preferences" in dry.stdout
     # one run given its own objective settings: that run's train and evaluate, and the tables
     one_objective = micro_variant(results.parent / "one_objective.yaml", with_beta(0.2))
-    assert planned(args, one_objective) == {"train": 1, "evaluate": 1, "tables": 1}
+    assert planned(args, one_objective) == {"train": 1, "evaluate": 1, "tables": 1, "report_pages": 1}
 
 
 @pytest.mark.slow
@@ -198,13 +208,13 @@ def test_params_rerun_only_what_a_change_reaches(micro_run, tmp_path):
     assert out.returncode == 0
     assert planned(args, micro_variant(tmp_path / "sorted.yaml")) == {}  # keys reordered
     relabelled = micro_variant(tmp_path / "label.yaml", lambda c: c["runs"]["seva"].update(label="renamed"))
-    assert planned(args, relabelled) == {"tables": 1}
+    assert planned(args, relabelled) == {"tables": 1, "report_pages": 1}
     noise = micro_variant(tmp_path / "noise.yaml", lambda c: c["augmentations"]["noise500"].update(step=400))
     dry = run([str(noise) if a.endswith("micro.yaml") else a for a in args] + ["-n"], ROOT)
     assert set(re.findall(r"seed1/train/(\w+)/adapter", dry.stdout)) == {"smpro", "consr"}
     checkpointing = micro_variant(tmp_path / "checkpointing.yaml",
-                                  lambda c: c["training"]["miniature"].update(checkpoint_every=1))
-    assert planned(args, checkpointing) == {}  # how often a training checkpoints changes no output
+                                  lambda c: c["training"]["miniature"].update(checkpoint_every=1, report_to="none"))
+    assert planned(args, checkpointing) == {}  # how often a training checkpoints, or where else it logs
 
 
 @pytest.mark.slow
@@ -226,7 +236,7 @@ def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
 
     results, args, out = micro_run
     assert out.returncode == 0
-    stale = {"train": 1, "evaluate": 1, "tables": 1}
+    stale = {"train": 1, "evaluate": 1, "tables": 1, "report_pages": 1}
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
     def with_config(config):

@@ -10,6 +10,7 @@ from ..data import open_record_image
 from ..io import atomic_path, read_jsonl, write_csv
 from ..plots import save_figure, training_curves
 from ..settings import ObjectiveSettings, TrainingSettings
+from ..tracking import step_logger
 
 WORKER = "prefalign.stages.train_worker"
 
@@ -47,10 +48,14 @@ def train(*, prefs_path, model_dir, adapter_dir, log_csv, curves_png, title: str
     key = checkpoint.fingerprint({"objective": objective.as_dict(), "training": training.as_dict(), "seed": seed,
                                   "device": device, "dtype": dtype},
                                  [prefs_path, reference_path, model_dir])
-    rows = train_preferences(model, processor, records,
-                             lambda r: open_record_image(r, prefs_path),
-                             objective_of(objective.loss), objective, training, seed, device=device,
-                             checkpoint_dir=checkpoints, checkpoint_key=key)
+    tracked = training.report_to if distributed.world()[0] == 0 else "none"
+    config = {"objective": objective.as_dict(), "training": training.as_dict(), "seed": seed,
+              "preferences": str(prefs_path)}
+    with step_logger(tracked, Path(adapter_dir).parent, title, config) as on_step:
+        rows = train_preferences(model, processor, records,
+                                 lambda r: open_record_image(r, prefs_path),
+                                 objective_of(objective.loss), objective, training, seed, device=device,
+                                 checkpoint_dir=checkpoints, checkpoint_key=key, on_step=on_step)
     state = distributed.full_trainable_state(model) if sharded else None
     if distributed.world()[0] == 0:  # every process holds the same weights; one writes
         with atomic_path(adapter_dir) as tmp:
