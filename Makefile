@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: reproduce ablations report test test-all lint dag clean venv bench-venv lock slurm-profile
+.PHONY: reproduce ablations report tables-list test test-all lint dag clean venv bench-venv lock slurm-profile
 
 # The environment is envs/requirements.lock: every package, transitive ones included, at an
 # exact version with hashes, for Python 3.11 on Linux x86_64. `make venv` installs exactly it
@@ -79,7 +79,12 @@ report: venv
 # The papers' ablations and the factorial: the default plus more runs, into the same results.
 ablations: venv
 	$(call SNAKEMAKE_RUN,configs/miniature_ablations.yaml)
-	@echo "Tables: results/tables/ (ablation_*.md besides the default's)"
+	@echo "Tables: results/tables/ (the paper tables of make tables-list CONFIG=configs/miniature_ablations.yaml)"
+
+# The paper tables of a config (`paper_tables:`), each a target that builds exactly its runs:
+# .venv/bin/snakemake --configfile $(CONFIG) <results>/tables/<name>.md
+tables-list: venv
+	$(PY) -m prefalign.paper_tables $(CONFIG)
 
 # `make test` (CI) leaves out the one-node SLURM run (marker `cluster`) and the longer runs of
 # paths it covers more cheaply (marker `extended`); `make test-all` runs every test.

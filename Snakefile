@@ -1,7 +1,8 @@
 # prefalign: SeVa, SMPRO, ConSR and ASPO side by side.
 # DAG: make_world -> train_base_model -> sample_prompts -> augment -> sample_responses
 #      (ConSR: -> describe_images -> revise_responses)
-#      -> build_preferences (ASPO: + train_clip) -> reference_logps -> train -> evaluate -> tables
+#      -> build_preferences (ASPO: + train_clip) -> reference_logps -> train -> evaluate
+#      -> tables, paper_table (one per table of `paper_tables:`)
 #      -> report_pages (`make report`: results/report.html)
 from snakemake.utils import min_version
 
@@ -38,6 +39,7 @@ include: "rules/reference_logps.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/tables.smk"
+include: "rules/paper_tables.smk"
 include: "rules/report_pages.smk"
 
 
@@ -48,4 +50,5 @@ rule all:
     default_target: True
     input:
         rules.tables.output,
+        paper_table_outputs(),
         rules.report_pages.output,

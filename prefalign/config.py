@@ -85,9 +85,9 @@ def validate_config(cfg: dict) -> dict:
         extra = sorted(set(r["seeds"]) - set(cfg["seeds"]))
         if extra:
             raise ConfigError(f"config key 'runs.{name}.seeds': {extra} not among the top-level seeds")
-    for name, a in cfg["ablations"].items():
-        for run in a["runs"]:
-            ref("run", run, f"ablations.{name}.runs", "runs")
+    for name, t in cfg["paper_tables"].items():
+        for run in t["runs"]:
+            ref("run", run, f"paper_tables.{name}.runs", "runs")
     for k, d in enumerate(cfg["tables"]["diversity"]):
         ref("prompt set", d["prompts"], f"tables.diversity.{k}.prompts", "prompt_sets")
         ref("generation", d["generation"], f"tables.diversity.{k}.generation", "generation")

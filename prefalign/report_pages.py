@@ -86,7 +86,8 @@ def answer_cell(task: str, sample: dict) -> str:
     else:
         verdict = "right" if sample["score"] == 1 else "wrong"
         grade = "right" if verdict == "right" else "wrong"
-    return f"<td class=\"{verdict}\">{html.escape(text)}<br><small>{grade}</small></td>"
+    shown = html.escape(text) if text.strip() else "<i>(empty)</i>"
+    return f"<td class=\"{verdict}\">{shown}<br><small>{grade}</small></td>"
 
 
 def choose_items(samples: dict[str, dict[str, dict]], items: list[str], n: int, seed: int) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import atomic_path
+from .paper_tables import NAME as PAPER_TABLE
 
 # The tables a reader compares, in reading order, with what each answers.
 TABLES = (
@@ -136,8 +137,9 @@ def results_document(results: Path, command: str, commit: str | None = None) -> 
         path = tables / f"{name}.md"
         if path.exists():
             parts += ["", f"## {title}", "", f"(`tables/{name}.md`)", "", _shift_headings(path.read_text())]
-    for path in sorted(tables.glob("ablation_*.md")):
-        parts += ["", f"## Ablation: {path.stem.removeprefix('ablation_')}", "", _shift_headings(path.read_text())]
+    # the paper tables (config `paper_tables:`), by their names' pattern
+    for path in sorted(p for p in tables.glob("*.md") if PAPER_TABLE.fullmatch(p.stem)):
+        parts += ["", f"## Paper table `{path.stem}`", "", _shift_headings(path.read_text())]
     return "\n".join(parts) + "\n"
 
 

@@ -251,7 +251,8 @@ class RunSettings(Settings):
 
 
 @dataclass(frozen=True)
-class AblationSettings(Settings):
-    KIND: ClassVar[str] = "ablations"
+class PaperTableSettings(Settings):
+    KIND: ClassVar[str] = "paper_tables"
     title: str
     runs: list
+    columns: list | None = None  # None: every column

@@ -5,6 +5,7 @@ from pathlib import Path
 from prefalign.config import validate_config
 from prefalign.data import world_dir
 from prefalign.evaluation import is_miniature
+from prefalign.paper_tables import paper_of
 from prefalign.provenance import GLOBAL as GLOBAL_SETTINGS, canonical, closure, run_order, upstream
 
 validate_config(config)  # the schema, the cross-references it cannot express, every default
@@ -206,7 +207,6 @@ def table_outputs():
             out += [f"{R}/tables/label_accuracy_vs_gain.{ext}" for ext in ("md", "csv", "png")]
             out += [f"{R}/tables/label_accuracy_vs_gain_points.{ext}" for ext in ("md", "csv")]
         out.append(f"{R}/tables/response_length.md")
-        out += [f"{R}/tables/ablation_{name}.md" for name in config["ablations"]]
     if world_inputs():
         out += [f"{R}/tables/label_accuracy.md", f"{R}/tables/label_accuracy_by_group.md"]
     if config["tables"]["diversity"]:
@@ -218,7 +218,8 @@ def table_outputs():
 
 # The report (`make report`) lists its categories by name: numbered in reading order.
 RESULTS, EXAMPLES, TRAINING, LABELS = "1 Results", "2 Examples", "3 Training", "4 Preference labels"
-BASE_MODEL, RESPONSES, AUGMENTATION, ABLATIONS = "5 Base model", "6 Responses", "7 Noise augmentation", "8 Ablations"
+BASE_MODEL, RESPONSES, AUGMENTATION = "5 Base model", "6 Responses", "7 Noise augmentation"
+PAPER_TABLES = "8 Paper tables"
 REPORT_CATEGORIES = {
     "main": RESULTS,
     "deltas": RESULTS,
@@ -245,15 +246,11 @@ def in_report(path, caption, category, subcategory=None, **labels):
     )
 
 
-def report_category(table):
-    return ABLATIONS if table.startswith("ablation_") else REPORT_CATEGORIES[table]
-
-
 def table_figures(outputs):
     """The tables stage's outputs, its figures marked for the report."""
     return [
         (
-            in_report(f, f"{Path(f).stem}_figure", report_category(Path(f).stem), name=Path(f).stem, kind="figure")
+            in_report(f, f"{Path(f).stem}_figure", REPORT_CATEGORIES[Path(f).stem], name=Path(f).stem, kind="figure")
             if f.endswith(".png")
             else f
         )
@@ -278,20 +275,23 @@ def gallery_models():
     return ["base"] + [f"{run}.seed{run_seeds(run)[0]}" for run in main_runs()]
 
 
+def report_tables():
+    """The markdown tables the report shows as pages: the tables stage's and the paper tables."""
+    return [f for f in table_outputs() if f.endswith(".md")] + paper_table_outputs()
+
+
+def report_table_page(name):
+    """A table's page in the report: a paper's table under its paper, the others by category."""
+    page = f"{R}/report/tables/{name}.html"
+    if name in config["paper_tables"]:
+        return in_report(page, "paper_table", PAPER_TABLES, paper_of(name), name=name, kind="table")
+    return in_report(page, name, REPORT_CATEGORIES[name], name=name, kind="table")
+
+
 def report_page_outputs():
-    """What rule report_pages writes: each markdown table as HTML, the overlaid training curves,
+    """The outputs of report_pages: each markdown table as HTML, the overlaid training curves,
     and (the miniature) the base model's competence and the gallery."""
-    out = [
-        in_report(
-            f"{R}/report/tables/{Path(f).stem}.html",
-            "ablation" if Path(f).stem.startswith("ablation_") else Path(f).stem,
-            report_category(Path(f).stem),
-            name=Path(f).stem,
-            kind="table",
-        )
-        for f in table_outputs()
-        if f.endswith(".md")
-    ]
+    out = [report_table_page(Path(f).stem) for f in report_tables()]
     out.append(
         in_report(
             f"{R}/report/training_curves.png",
@@ -307,6 +307,18 @@ def report_page_outputs():
     if gallery_models():
         out.append(in_report(f"{R}/report/gallery.html", "gallery", EXAMPLES, name="gallery", kind="table"))
     return out
+
+
+def paper_table_wildcard():
+    """The `table` wildcard limited to the config's paper tables (so that it never claims the
+    tables stage's files)."""
+    names = "|".join(re.escape(n) for n in config["paper_tables"]) or "(?!)"  # (?!): matches nothing
+    return f"{{table,{names}}}"
+
+
+def paper_table_outputs():
+    """Each paper table's markdown (its .csv beside it)."""
+    return [f"{R}/tables/{name}.md" for name in config["paper_tables"]]
 
 
 def positive_control():

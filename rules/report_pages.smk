@@ -2,7 +2,7 @@ rule report_pages:
     """The report's pages: each table as HTML, every main run's training curves overlaid, the
     base model's competence and a gallery of answers (the miniature)."""
     input:
-        tables=[f for f in table_outputs() if f.endswith(".md")],
+        tables=report_tables(),
         logs=[f"{R}/seed{s}/train/{run}/log.csv" for run, s in report_runs()],
         evaluations=[f"{R}/eval/{m}" for m in gallery_models()],
         competence=([f"{R}/base_model/competence.csv"] if config["base_model"]["kind"] == "tiny_llava" else []),
@@ -17,7 +17,6 @@ rule report_pages:
     conda:
         "../envs/prefalign.yaml"
     params:
-        out_dir=f"{R}/report",
         trained=report_runs(),
         models=gallery_models(),
         labels=canonical({run: config["runs"][run]["label"] for run in RUNS}),

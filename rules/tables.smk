@@ -20,7 +20,6 @@ rule tables:
     params:
         runs=canonical(config["runs"]),
         order=run_order(config),
-        ablations=canonical(config["ablations"]),
         tables=canonical(config["tables"]),
         tasks=config["evaluation"]["tasks"],
         control=positive_control(),

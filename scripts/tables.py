@@ -4,7 +4,7 @@ job.run_in_forkserver()  # first: under prefalign.forkserver the job runs in a f
 
 from pathlib import Path
 
-from prefalign.settings import AblationSettings, RunSettings, TablesSettings
+from prefalign.settings import RunSettings, TablesSettings
 from prefalign.stages.tables import tables
 
 job.setup(snakemake)
@@ -14,6 +14,6 @@ tables(out_dir=out_dir, base_dir=i.base, run_dirs=i.runs, pref_files=i.prefs, st
        diversity_files=i.diversity, world_dir=job.optional_input(snakemake, "world"),
        runs={name: RunSettings.of(run) for name, run in p.runs.items()}, order=p.order,
        tables=TablesSettings.of(p.tables),
-       ablations={name: AblationSettings.of(a) for name, a in p.ablations.items()}, tasks=p.tasks,
+       tasks=p.tasks,
        control=p.control, n_seeds=len(snakemake.config["seeds"]))
 print(f"tables written to {out_dir}/")

@@ -12,9 +12,10 @@ import yaml
 from prefalign.config import ConfigError, _schema, load_config, validate_config
 from prefalign.data import load_conversations, open_image
 from prefalign.io import RecordError, atomic_path, read_jsonl, write_jsonl
-from prefalign.settings import (AblationSettings, BaseModelSettings, ClipSettings, ConsrPromptsSettings,
+from prefalign.settings import (BaseModelSettings, ClipSettings, ConsrPromptsSettings,
                                 EvaluationSettings, GenerationSettings, LoraSettings, ObjectiveSettings,
-                                PreferenceSetSettings, PromptSetSettings, RunSettings, SftSettings, TablesSettings,
+                                PaperTableSettings, PreferenceSetSettings, PromptSetSettings, RunSettings, SftSettings,
+                                TablesSettings,
                                 TrainingSettings, WorldSettings)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +76,8 @@ def test_the_default_consr_prompts_are_the_ones_the_world_teaches(cfg):
     (lambda c: c["objectives"]["consr"].update(token_shift="both"), "objectives.consr.token_shift"),
     (lambda c: c["preference_sets"]["oracle"].pop("labels"), "preference_sets.oracle.labels"),
     (lambda c: c["prompt_sets"]["consr"]["source"].update(path="/data/pool.json"), "preference_sets.oracle.prompts"),
-    (lambda c: c["ablations"]["smpro_groups"]["runs"].append("nope"), "ablations.smpro_groups.runs"),
+    (lambda c: c["paper_tables"]["smpro_table2"]["runs"].append("nope"), "paper_tables.smpro_table2.runs"),
+    (lambda c: c["paper_tables"].update(ablation_x={"title": "t", "runs": ["seva"]}), "ablation_x"),
     (lambda c: c["tables"]["diversity"][0].update(prompts="nope"), "tables.diversity.0.prompts"),
     (lambda c: c["runs"]["seva"].update(objective="aspo"), "runs.seva.preferences"),
     (lambda c: c["runs"]["seva"].update(objective="consr"), "runs.seva.preferences"),
@@ -167,7 +169,7 @@ def test_snakemake_validate_uses_the_same_schema(cfg):
 
 SETTINGS = [LoraSettings, TrainingSettings, ObjectiveSettings, GenerationSettings, PreferenceSetSettings,
             EvaluationSettings, SftSettings, BaseModelSettings, ClipSettings, WorldSettings, PromptSetSettings,
-            TablesSettings, ConsrPromptsSettings, RunSettings, AblationSettings]
+            TablesSettings, ConsrPromptsSettings, RunSettings, PaperTableSettings]
 
 
 def schema_entry(kind: str) -> dict:
@@ -408,3 +410,12 @@ def test_a_digest_manifest_names_a_changed_or_foreign_file(tmp_path):
     (tmp_path / "w" / "images" / "b.png").write_bytes(b"b")
     with pytest.raises(DigestError, match="b.png: not in"):
         check(tmp_path / "w", tmp_path / "w" / "images" / "b.png")
+
+
+def test_paper_table_names_are_one_pattern_with_their_headings():
+    from prefalign.paper_tables import NAME, heading, paper_of
+
+    assert _schema()["properties"]["paper_tables"]["propertyNames"]["pattern"] == f"^{NAME.pattern}$"
+    assert heading("smpro_table2", "group sizes") == "SMPRO Table 2: group sizes"
+    assert heading("aspo_figure3", "alpha") == "ASPO Figure 3: alpha" and heading("study_x", "t") == "t"
+    assert paper_of("consr_table6") == "ConSR" and paper_of("study_factorial") == "prefalign"

@@ -56,22 +56,40 @@ def test_paper_config_plans_the_whole_dag(config, tmp_path):
             assert f"gpu={tcfg['processes']}," in out.stdout
 
 
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.stem)
+def test_a_paper_table_target_plans_exactly_its_runs(config, tmp_path, monkeypatch):
+    """Each real config declares its paper's tables; the last one, asked for alone, plans the
+    training and evaluation of its runs and of no other."""
+    for key, value in placeholders(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    name, table = list(load_config(config)["paper_tables"].items())[-1]
+    target = tmp_path / "results" / "tables" / f"{name}.md"
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", str(target), "--configfile", str(config),
+                          "--config", f"results={tmp_path / 'results'}"], cwd=ROOT, env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    trained = set(re.findall(r"seed\d+/train/([\w.-]+)/adapter", out.stdout))
+    assert trained == set(table["runs"]), (name, trained)
+    assert "\ntables " not in out.stdout and "\npaper_table " in out.stdout
+
+
 def test_the_miniature_ablations_extend_the_default(tmp_path):
     """configs/miniature_ablations.yaml is config.yaml plus the papers' ablations: every default
-    run, set and setting unchanged, one table per ablation, planned into the same results."""
+    run, set and setting unchanged, one target per paper table, planned into the same results."""
     default, ablations = load_config(ROOT / "config.yaml"), load_config(ROOT / "configs/miniature_ablations.yaml")
     for key, value in default.items():
         if isinstance(value, dict):
             assert {k: ablations[key][k] for k in value} == value, key
         else:
             assert ablations[key] == value, key
-    assert len(ablations["runs"]) > len(default["runs"]) and not default["ablations"]
+    assert len(ablations["runs"]) > len(default["runs"]) and not default["paper_tables"]
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "configs/miniature_ablations.yaml",
                           "--config", f"results={tmp_path / 'results'}"], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for name in ablations["ablations"]:
-        assert f"tables/ablation_{name}.md" in out.stdout, name
+    for name in ablations["paper_tables"]:
+        assert f"tables/{name}.md" in out.stdout, name
 
 
 def test_unset_path_variable_names_the_key(monkeypatch):

@@ -28,7 +28,7 @@ def test_report_holds_the_tables_and_every_figure(micro_run, tmp_path):
     shown = {p.removeprefix(f"{results}/"): e for p, e in entries.items()}
     expected = ["report/tables/main.html", "report/tables/deltas.html", "tables/deltas.png", "tables/main.png",
                 "tables/label_accuracy_vs_gain.png", "report/tables/label_accuracy.html",
-                "report/tables/ablation_seva_aspo.html", "report/training_curves.png", "report/competence.png",
+                "report/tables/study_seva_aspo.html", "report/training_curves.png", "report/competence.png",
                 "report/gallery.html", "seed1/train/oracle/curves.png", "seed1/augment/seva.noise800.png"]
     assert set(expected) <= set(shown), sorted(set(expected) - set(shown))
     for name, entry in shown.items():

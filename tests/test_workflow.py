@@ -63,7 +63,7 @@ def test_micro_dag_end_to_end(micro_run):
                 "tables/label_accuracy_vs_gain.png", "seed1/preferences/seva.reference.safetensors",
                 "seed1/responses/smpro.noise800.sample2.jsonl", "seed1/preferences/smpro.jsonl",
                 "seed1/train/smpro/adapter/adapter_config.json", "eval/smpro.seed1/samples.jsonl",
-                "tables/ablation_seva_aspo.md", "tables/label_accuracy_by_group.md", "tables/diversity.md",
+                "tables/study_seva_aspo.md", "tables/label_accuracy_by_group.md", "tables/diversity.md",
                 "clip/world/model/model.pt", "clip/world/log.csv", "seed1/preferences/aspo.jsonl",
                 "eval/aspo.seed1/samples.jsonl", "seed1/descriptions/consr.world.jsonl",
                 "seed1/revisions/consr.world.sample2.jsonl", "seed1/preferences/consr.jsonl",
@@ -81,8 +81,8 @@ def test_micro_dag_end_to_end(micro_run):
     aspo = [json.loads(x) for x in (results / "seed1/preferences/aspo.jsonl").read_text().splitlines()]
     units = aspo[0]["groups"][0][0]["units"]
     assert len(units["texts"]) == len(units["similarity"]) == len(units["perplexity"]) >= 1
-    ablation = pd.read_csv(results / "tables" / "ablation_seva_aspo.csv")
-    assert list(ablation.model) == ["base", "SeVa (DPO on SeVa pairs)", "ASPO"]
+    paper_table = pd.read_csv(results / "tables" / "study_seva_aspo.csv")
+    assert list(paper_table.model) == ["base", "SeVa (DPO on SeVa pairs)", "ASPO"]
     by_group = pd.read_csv(results / "tables" / "label_accuracy_by_group.csv")
     smpro = by_group[by_group["preference set"] == "smpro"]
     assert list(smpro.groups) == ["G1 > G2", "G1 > G3", "G2 > G3"]
@@ -322,6 +322,20 @@ def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
         assert (uninterrupted / name).read_bytes() == (results / "seed1/train/oracle_reversed" / name).read_bytes()
     prefs.write_text(original)  # the micro run as it was, for test_slurm
     assert run(args, ROOT).returncode == 0 and planned(args, ROOT / "tests/configs/micro.yaml") == {}
+
+
+def test_a_paper_table_is_a_target_that_plans_exactly_its_runs(tmp_path):
+    """`snakemake <results>/tables/<name>.md` on a fresh folder: the base model's evaluation and
+    the table's runs (micro: seva and aspo), with what they need upstream, and no other run."""
+    fresh = tmp_path / "results"
+    dry = run(["-n", str(fresh / "tables/study_seva_aspo.md"), "--configfile", "tests/configs/micro.yaml",
+               "--config", f"results={fresh}"], ROOT)
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    trained = set(re.findall(r"seed1/train/(\w+)/adapter", dry.stdout))
+    evaluated = set(re.findall(r"eval/(\w+)\.seed1\b", dry.stdout))
+    assert trained == evaluated == {"seva", "aspo"}
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, re.M))
+    assert counts["paper_table"] == "1" and counts["evaluate_base"] == "1" and "tables" not in counts
 
 
 def test_sharded_generation_plans_one_job_per_shard_and_a_join(tmp_path):

@@ -10,13 +10,13 @@ from ..io import atomic_path
 from ..plots import main_table_figure, save_figure
 from ..tables import (benchmark_table, diversity, label_accuracy, load_samples, main_table, pairs_with_the_top_group,
                       preference_counts, response_lengths, write_table)
-from ..settings import AblationSettings, RunSettings, TablesSettings
+from ..settings import RunSettings, TablesSettings
 
 
 def tables(*, out_dir, base_dir, run_dirs, pref_files, stats_files, diversity_files, world_dir,
            runs: dict[str, RunSettings],
            order: list[str], tables: TablesSettings,
-           ablations: dict[str, AblationSettings], tasks: list[str], control: str | None,
+           tasks: list[str], control: str | None,
            n_seeds: int) -> None:
     """`run_dirs`: every run's evaluation folders (`<run>.seed<seed>`); `pref_files`: every
     preference file a run trains on, `stats_files` their counts; `diversity_files`: n_seeds
@@ -32,30 +32,31 @@ def tables(*, out_dir, base_dir, run_dirs, pref_files, stats_files, diversity_fi
                  for k, d in enumerate(tables.diversity)}
     write_tables(out_dir, models, labels, prefs, Path(world_dir) / "pool_answers.json" if world_dir else None,
                  tables, main_rows=[r for r, c in runs.items() if c.main_table],
-                 ablations=ablations, diversity_sets=diversity, tasks=tasks, control=control,
+                 diversity_sets=diversity, tasks=tasks, control=control,
                  run_preferences={r: c.preferences for r, c in runs.items()})
     write_table(Path(out_dir), "preference_counts", preference_counts(stats_files),
                 "Prompts in, records kept, prompts rejected by reason (per preference set and seed)",
                 "Counts from each set's .stats.json; prompts = kept + rejected.", scale=1)
 
 
-def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, *, main_rows, ablations,
+def interval_note(tcfg: TablesSettings) -> str:
+    conf = int(round(100 * tcfg.confidence))
+    return (f"Mean over seeds, in percent, with a {conf}% hierarchical bootstrap interval "
+            f"(seeds, then items; {tcfg.bootstrap_samples} resamples).")
+
+
+def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, *, main_rows,
                  diversity_sets, tasks, control: str | None = None,
                  run_preferences: dict[str, str] | None = None) -> None:
     """Every table the configuration calls for (see rules/common.smk: table_outputs).
     `control`: the positive control's run; `run_preferences`: run -> its preference set."""
     out_dir = Path(out_dir)
     miniature = [t for t in tasks if is_miniature(t)]
-    conf = int(round(100 * tcfg.confidence))
-    note = (f"Mean over seeds, in percent, with a {conf}% hierarchical bootstrap interval "
-            f"(seeds, then items; {tcfg.bootstrap_samples} resamples).")
+    note = interval_note(tcfg)
     if miniature:
         main = main_table({m: models[m] for m in ["base", *main_rows]}, labels, tcfg)
         write_table(out_dir, "main", main, "Miniature benchmarks", note)
         save_figure(main_table_figure(main), out_dir / "main.png")
-        for name, a in ablations.items():
-            df = main_table({m: models[m] for m in ["base", *a.runs]}, labels, tcfg)
-            write_table(out_dir, f"ablation_{name}", df, a.title, note)
         deltas = write_deltas(out_dir, {m: [load_samples(d) for d in dirs] for m, dirs in models.items()}, labels,
                               tcfg, control)
         lengths = response_lengths(models, labels, miniature, tcfg)

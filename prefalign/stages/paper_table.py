@@ -1,0 +1,38 @@
+"""Rule paper_table: one table of a paper (config `paper_tables:`), the base model and the
+table's runs on the config's benchmarks, as its own target (`prefalign.paper_tables`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import ConfigError
+from ..evaluation import is_miniature
+from ..paper_tables import heading
+from ..settings import PaperTableSettings, TablesSettings
+from ..tables import benchmark_table, main_table, write_table
+from .tables import interval_note
+
+
+def paper_table(*, out_dir, name: str, table: PaperTableSettings, base_dir, run_dirs: list, labels: dict[str, str],
+                tables: TablesSettings, tasks: list[str]) -> None:
+    """`run_dirs`: the evaluation folders (`<run>.seed<seed>`) of the table's runs."""
+    models = {"base": [base_dir]}
+    for run in table.runs:
+        models[run] = [d for d in run_dirs if Path(d).name.startswith(f"{run}.seed")]
+    miniature = [t for t in tasks if is_miniature(t)]
+    if miniature and len(miniature) < len(tasks):
+        raise ConfigError(f"config key 'paper_tables.{name}': a paper table compares either the miniature's "
+                          f"benchmarks or real ones; evaluation.tasks mixes both ({tasks})")
+    if miniature:
+        df, note = main_table(models, labels, tables), interval_note(tables)
+    else:
+        df, note = benchmark_table(models, labels, tasks, tables.reported)
+    if table.columns:
+        unknown = [c for c in table.columns if c not in df.columns]
+        if unknown:
+            shown = [c for c in df.columns if not c.endswith((" low", " high"))]
+            raise ConfigError(f"config key 'paper_tables.{name}.columns': {unknown} not among the table's "
+                              f"columns {shown}")
+        keep = [c for c in df.columns if c in ("model", "seeds")
+                or c.removesuffix(" low").removesuffix(" high") in table.columns]
+        df = df[keep]
+    write_table(Path(out_dir), name, df, heading(name, table.title), note)

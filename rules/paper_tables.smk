@@ -1,0 +1,27 @@
+rule paper_table:
+    """One paper's table or figure (`paper_tables:`): the base model and exactly its runs."""
+    input:
+        base=f"{R}/eval/base",
+        runs=lambda wc: [d for run in config["paper_tables"][wc.table]["runs"] for d in eval_dirs(run)],
+    output:
+        md=f"{R}/tables/{paper_table_wildcard()}.md",
+        csv=f"{R}/tables/{paper_table_wildcard()}.csv",
+    log:
+        f"{R}/logs/paper_table.{{table}}.log",
+    benchmark:
+        f"{R}/benchmarks/paper_table.{{table}}.tsv"
+    retries: 0  # deterministic on the CPU: a retry fails the same way
+    conda:
+        "../envs/prefalign.yaml"
+    params:
+        table=lambda wc: canonical(config["paper_tables"][wc.table]),
+        labels=lambda wc: {run: config["runs"][run]["label"] for run in config["paper_tables"][wc.table]["runs"]},
+        tables=canonical(config["tables"]),
+        tasks=config["evaluation"]["tasks"],
+        upstream=lambda wc: upstream(
+            config,
+            *[("runs", run) for run in config["paper_tables"][wc.table]["runs"]],
+            globals=(*GLOBAL_SETTINGS, "evaluation"),
+        ),
+    script:
+        "../scripts/paper_table.py"
