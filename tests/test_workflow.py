@@ -133,8 +133,10 @@ def test_micro_dag_end_to_end(micro_run):
     assert dry.returncode == 0
     assert "train_base_model" not in dry.stdout and "build_preferences" in dry.stdout
     # one run given its own objective settings: that run's train and evaluate, and the tables
+    # (its paper table's too) and the report's pages
     one_objective = micro_variant(results.parent / "one_objective.yaml", with_beta(0.2))
-    assert planned(args, one_objective) == {"train": 1, "evaluate": 1, "tables": 1, "report_pages": 1}
+    assert planned(args, one_objective) == {"train": 1, "evaluate": 1, "tables": 1, "paper_table": 1,
+                                              "report_pages": 1}
 
 
 @pytest.mark.slow
@@ -208,7 +210,7 @@ def test_params_rerun_only_what_a_change_reaches(micro_run, tmp_path):
     assert out.returncode == 0
     assert planned(args, micro_variant(tmp_path / "sorted.yaml")) == {}  # keys reordered
     relabelled = micro_variant(tmp_path / "label.yaml", lambda c: c["runs"]["seva"].update(label="renamed"))
-    assert planned(args, relabelled) == {"tables": 1, "report_pages": 1}
+    assert planned(args, relabelled) == {"tables": 1, "paper_table": 1, "report_pages": 1}  # seva is in one
     noise = micro_variant(tmp_path / "noise.yaml", lambda c: c["augmentations"]["noise500"].update(step=400))
     dry = run([str(noise) if a.endswith("micro.yaml") else a for a in args] + ["-n"], ROOT)
     assert set(re.findall(r"seed1/train/(\w+)/adapter", dry.stdout)) == {"smpro", "consr"}
@@ -236,7 +238,8 @@ def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
 
     results, args, out = micro_run
     assert out.returncode == 0
-    stale = {"train": 1, "evaluate": 1, "tables": 1, "report_pages": 1}
+    stale = {"train": 1, "evaluate": 1, "tables": 1, "report_pages": 1}  # oracle_reversed's
+    seva_stale = {**stale, "paper_table": 1}  # seva is also in the micro config's paper table
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
     def with_config(config):
@@ -253,12 +256,12 @@ def test_no_stale_results_after_a_failed_training(micro_run, tmp_path):
             break
     proc.communicate(timeout=300)
     assert proc.returncode != 0
-    assert planned(args, beta) == stale
+    assert planned(args, beta) == seva_stale
     # 2. the setting changed again (the same run); the training killed (SIGKILL, as the OOM killer does)
     beta = micro_variant(tmp_path / "beta3.yaml", with_beta(0.3))
     killed = run(with_config(beta), ROOT, env={**env, "PREFALIGN_FAULT_AT_STEP": "0"})
     assert killed.returncode != 0 and "Error in rule train" in killed.stdout + killed.stderr
-    assert planned(args, beta) == stale
+    assert planned(args, beta) == seva_stale
     assert run(with_config(beta), ROOT).returncode == 0
     # 3. a changed preference file: first broken (the job that reads it fails, and its log holds
     # the traceback), then valid, and its training is killed
