@@ -127,7 +127,7 @@ def competence_figure(df):
     return fig
 
 
-def main_table_figure(df):
+def main_table_figure(df, title: str | None = None):
     """The main table's metrics as bars with their intervals, one panel per metric."""
     import numpy as np
 
@@ -142,6 +142,8 @@ def main_table_figure(df):
         ax.bar(range(len(df)), y, yerr=err, capsize=3, color=[f"C{i}" for i in range(len(df))])
         ax.set_xticks(range(len(df)), df["model"], rotation=30, ha="right", fontsize=7)
         ax.set_title(lab, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -309,15 +309,16 @@ def report_page_outputs():
     return out
 
 
-def paper_table_wildcard():
-    """The `table` wildcard limited to the config's paper tables (so that it never claims the
-    tables stage's files)."""
-    names = "|".join(re.escape(n) for n in config["paper_tables"]) or "(?!)"  # (?!): matches nothing
-    return f"{{table,{names}}}"
+def paper_table_wildcard(figures):
+    """The `table` wildcard limited to the config's paper tables (figures=False) or figures
+    (figures=True), so that it never claims the tables stage's files."""
+    names = [n for n in config["paper_tables"] if ("_figure" in n) == figures]
+    pattern = "|".join(re.escape(n) for n in names) or "(?!)"  # (?!): matches nothing
+    return f"{{table,{pattern}}}"
 
 
 def paper_table_outputs():
-    """Each paper table's markdown (its .csv beside it)."""
+    """Each paper table's markdown (its .csv beside it; a figure's .png too)."""
     return [f"{R}/tables/{name}.md" for name in config["paper_tables"]]
 
 

@@ -4,8 +4,8 @@ rule paper_table:
         base=f"{R}/eval/base",
         runs=lambda wc: [d for run in config["paper_tables"][wc.table]["runs"] for d in eval_dirs(run)],
     output:
-        md=f"{R}/tables/{paper_table_wildcard()}.md",
-        csv=f"{R}/tables/{paper_table_wildcard()}.csv",
+        md=f"{R}/tables/{paper_table_wildcard(False)}.md",
+        csv=f"{R}/tables/{paper_table_wildcard(False)}.csv",
     log:
         f"{R}/logs/paper_table.{{table}}.log",
     benchmark:
@@ -25,3 +25,22 @@ rule paper_table:
         ),
     script:
         "../scripts/paper_table.py"
+
+
+# a paper's figure: the same table, and its metrics as bars with their intervals
+use rule paper_table as paper_figure with:
+    output:
+        md=f"{R}/tables/{paper_table_wildcard(True)}.md",
+        csv=f"{R}/tables/{paper_table_wildcard(True)}.csv",
+        png=in_report(
+            f"{R}/tables/{paper_table_wildcard(True)}.png",
+            "paper_figure",
+            PAPER_TABLES,
+            "figures",
+            name="{table}",
+            kind="figure",
+        ),
+    log:
+        f"{R}/logs/paper_figure.{{table}}.log",
+    benchmark:
+        f"{R}/benchmarks/paper_figure.{{table}}.tsv"

@@ -63,7 +63,7 @@ def test_micro_dag_end_to_end(micro_run):
                 "tables/label_accuracy_vs_gain.png", "seed1/preferences/seva.reference.safetensors",
                 "seed1/responses/smpro.noise800.sample2.jsonl", "seed1/preferences/smpro.jsonl",
                 "seed1/train/smpro/adapter/adapter_config.json", "eval/smpro.seed1/samples.jsonl",
-                "tables/study_seva_aspo.md", "tables/label_accuracy_by_group.md", "tables/diversity.md",
+                "tables/study_seva_aspo.md", "tables/aspo_figure3.png", "tables/label_accuracy_by_group.md", "tables/diversity.md",
                 "clip/world/model/model.pt", "clip/world/log.csv", "seed1/preferences/aspo.jsonl",
                 "eval/aspo.seed1/samples.jsonl", "seed1/descriptions/consr.world.jsonl",
                 "seed1/revisions/consr.world.sample2.jsonl", "seed1/preferences/consr.jsonl",
