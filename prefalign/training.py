@@ -19,11 +19,10 @@ from .checkpoint import Checkpoints, fault_if_injected
 from .methods.records import Objective
 from .model import group_scoring_batch, shared_prefix_token_logps
 from .settings import LoraSettings, ObjectiveSettings, TrainingSettings
+from .shapes import LLM_LINEAR_TARGETS  # the vision tower and projector stay frozen
 
-# All linear layers of the language model; the vision tower and projector stay frozen.
 log = logging.getLogger(__name__)
 
-LLM_LINEAR_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
 def add_lora(model, lora_cfg: LoraSettings):

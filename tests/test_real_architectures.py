@@ -3,7 +3,9 @@
 LLaVA-1.5 (`LlavaForConditionalGeneration`), LLaVA-OneVision (anyres crops) and
 Qwen2.5-VL (dynamic-resolution patches, 3-D rotary positions): generation, shared-prefix
 scoring against naive scoring, save/reload through the Auto classes, and one training step
-of every objective with LoRA on the language model only.
+of every objective with LoRA on the language model only. The same tests run (marker
+`extended`) on the shape-faithful models of the four real base models (`prefalign.shapes`):
+real image geometry and head layout, 640 x 480 images, so real image token counts.
 """
 import copy
 
@@ -17,7 +19,7 @@ from prefalign.model import (build_scoring_batch, generate, group_scoring_batch,
 from prefalign.stages.train_base_model import world_corpus
 from prefalign.training import add_lora, train_preferences
 from test_losses_and_logprobs import _images
-from tiny_real_models import tiny_llava_onevision, tiny_qwen2_5_vl
+from tiny_real_models import shape_faithful, tiny_llava_onevision, tiny_qwen2_5_vl
 
 LORA = {"r": 4, "alpha": 8}
 QUESTIONS = ["what colour is the circle?", "describe the image.", "is there a red square in the image?"]
@@ -25,12 +27,25 @@ RESPONSES = [["red", "blue. the circle at the top is blue."], ["there is a small
              ["no", "yes. there is a red square at the center.", "yes"]]
 
 
-@pytest.fixture(scope="module", params=["llava", "llava_onevision", "qwen2_5_vl"])
+REAL = ["llava-1.5-7b", "llava-onevision-0.5b", "llava-onevision-7b", "qwen2.5-vl-7b"]
+
+
+@pytest.fixture(scope="module", params=["llava", "llava_onevision", "qwen2_5_vl"]
+                + [pytest.param(f"{name}@shape", marks=pytest.mark.extended) for name in REAL])
 def arch(request, small_world, tiny_model):
     if request.param == "llava":
         return tiny_model
+    if request.param.endswith("@shape"):
+        return shape_faithful(request.param.removesuffix("@shape"), world_corpus(small_world))
     build = {"llava_onevision": tiny_llava_onevision, "qwen2_5_vl": tiny_qwen2_5_vl}[request.param]
     return build(world_corpus(small_world))
+
+
+def arch_images(arch, world, n=3):
+    """The world's images; at a real size (640 x 480, a COCO photo) for a shape-faithful model."""
+    images = _images(world, n)
+    vision = arch[0].config.vision_config
+    return [im.resize((640, 480)) for im in images] if vision.patch_size == 14 else images
 
 
 def naive_logps(model, processor, images):
@@ -46,7 +61,7 @@ def shared_logps(model, processor, images):
 
 def test_generation_and_shared_prefix_scoring(arch, small_world):
     model, processor = arch
-    images = _images(small_world, 3)
+    images = arch_images(arch, small_world)
     out = generate(model, processor, images, QUESTIONS, max_new_tokens=4, do_sample=True, num_return_sequences=2,
                    seed=0)
     assert [len(o) for o in out] == [2, 2, 2] and all(isinstance(t, str) for o in out for t, _ in o)
@@ -61,7 +76,7 @@ def test_save_and_reload_through_the_auto_classes(arch, small_world, tmp_path):
     processor.save_pretrained(tmp_path)
     reloaded, reprocessor = load_model(str(tmp_path))
     assert type(reloaded) is type(model) and type(reprocessor) is type(processor)
-    images = _images(small_world, 3)
+    images = arch_images(arch, small_world)
     with torch.no_grad():
         torch.testing.assert_close(shared_logps(reloaded, reprocessor, images), shared_logps(model, processor, images))
 
@@ -75,13 +90,14 @@ def test_one_training_step_of_each_objective_moves_only_lora_weights(arch, small
     model = add_lora(copy.deepcopy(base), LoraSettings.from_partial({"r": 4, "alpha": 8}))
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("language_model" in n and "lora_" in n for n in trainable)
-    images = _images(small_world, 3)
+    images = arch_images(arch, small_world)
     records = [{"id": str(k), "image": str(k), "question": q, "extras": {},
                 "groups": [[{"text": r}] for r in rs] if len(rs) > 1 else [[{"text": rs[0]}], [{"text": "nothing"}]]}
                for k, (q, rs) in enumerate(zip(QUESTIONS, RESPONSES))]
     if loss == "aspo":
-        arch_cfg = {"embed_dim": 16, "vision": {"image_size": 30, "layers": 1, "width": 16, "patch_size": 10,
-                                                "head_width": 8},
+        height, width = images[0].height, images[0].width  # the scorer sees the images as they are
+        arch_cfg = {"embed_dim": 16, "vision": {"image_size": [height, width], "layers": 1, "width": 16,
+                                                "patch_size": 10, "head_width": 8},
                     "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}
         scorer = ClipScorer(build_world_clip(arch_cfg).eval(), world_clip_transform(), world_clip_tokenizer(32))
         annotate_chosen(records, model, processor, scorer, lambda r: images[int(r["id"])], "sentence")
@@ -119,7 +135,7 @@ def test_tensor_noise_is_per_image_whatever_the_pixel_layout(arch, small_world):
     from prefalign.stages.augment import view_pixel_values
 
     _, processor = arch
-    images = _images(small_world, 3)
+    images = arch_images(arch, small_world)
     prompts = [{"id": f"item{k}"} for k in range(3)]
     view = View(AugmentSpec("noise500", "diffusion", 500), seed=1)
     together = view_pixel_values(processor, view, prompts, images)
@@ -140,7 +156,7 @@ def test_gradient_accumulation_equals_one_big_batch(arch, small_world):
     from prefalign.training import accumulate
 
     base, processor = arch
-    images = _images(small_world, 3)
+    images = arch_images(arch, small_world)
     records = [{"id": str(k), "image": str(k), "question": q, "extras": {},
                 "groups": [[{"text": rs[0]}], [{"text": "nothing"}]]}
                for k, (q, rs) in enumerate(zip(QUESTIONS, RESPONSES))]
@@ -167,6 +183,9 @@ def test_lmms_eval_runs_each_architecture_and_attaches_an_adapter_as_if_merged(a
     from prefalign.evaluation import run_lmms_eval, write_task_dir
 
     base, processor = arch
+    if getattr(base.config, "tie_word_embeddings", False):
+        pytest.skip("random tied embeddings echo a prompt's special token: every answer is empty, which "
+                    "this test reads as a failed class (OneVision-0.5B; its 7B sibling runs here)")
     qwen = base.config.model_type == "qwen2_5_vl"
     # lmms-eval's qwen2_5_vl resizes to its own pixel budget (200k px minimum by default)
     kwargs = dict(tasks=["prefalign_pope", "prefalign_vqa"], task_dir=write_task_dir(tmp_path / "tasks",

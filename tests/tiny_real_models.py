@@ -78,3 +78,62 @@ def tiny_llava_onevision(corpus, image_size=30):
         vision_aspect_ratio="anyres_max_9")
     torch.manual_seed(0)
     return LlavaOnevisionForConditionalGeneration(cfg).eval(), proc
+
+
+# ---------------------------------------------------------------- shape-faithful models
+
+LLAVA_TEMPLATE = ("{% for message in messages %}"
+                  "{% if message['role'] == 'user' %}USER: {% else %}ASSISTANT: {% endif %}"
+                  "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in "
+                  "message['content'] %}{% if part['type'] == 'image' %}<image>\n{% else %}{{ part['text'] }}"
+                  "{% endif %}{% endfor %}{% endif %}{% if message['role'] == 'user' %} {% else %}{{ eos_token }}"
+                  "{% endif %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}")
+
+
+def shape_faithful(name, corpus):
+    """(model, processor) of the real architecture `name` (prefalign.shapes) at its real image
+    geometry and processor settings, reduced in depth, width and vocabulary; random weights."""
+    from transformers import CLIPImageProcessor, LlavaProcessor
+
+    from prefalign import shapes
+
+    arch = shapes.ARCHITECTURES[name]
+    if arch.family == "llava":
+        tok = train_tokenizer(list(corpus) + ["user assistant"])
+        tok.chat_template = LLAVA_TEMPLATE
+        size = arch.vision.image_size
+        proc = LlavaProcessor(
+            image_processor=CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
+                                               image_mean=shapes.CLIP_MEAN, image_std=shapes.CLIP_STD),
+            tokenizer=tok, patch_size=arch.vision.patch_size, vision_feature_select_strategy="default",
+            num_additional_image_tokens=1, chat_template=LLAVA_TEMPLATE)
+        ids = {"image": tok.convert_tokens_to_ids("<image>")}
+    elif arch.family == "llava_onevision":
+        tok = _tokenizer(corpus, ["<image>", "<video>"], "<image>", "<video>")
+        tok.chat_template = _chat_template("<image>\n")
+        size = {"height": arch.vision.image_size, "width": arch.vision.image_size}
+        pins = [list(p) for p in arch.pinpoints]
+        proc = LlavaOnevisionProcessor(
+            image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=pins, image_mean=(0.5,) * 3,
+                                                         image_std=(0.5,) * 3, do_pad=True),
+            video_processor=LlavaOnevisionVideoProcessor(size=size), tokenizer=tok,
+            num_image_tokens=(arch.vision.image_size // arch.vision.patch_size) ** 2,
+            vision_feature_select_strategy="full", vision_aspect_ratio=f"anyres_max_{arch.max_crops}",
+            chat_template=tok.chat_template)
+        ids = {"image": tok.convert_tokens_to_ids("<image>"), "video": tok.convert_tokens_to_ids("<video>")}
+    else:
+        tok = _tokenizer(corpus, ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
+                         "<|image_pad|>", "<|video_pad|>")
+        tok.chat_template = _chat_template("<|vision_start|><|image_pad|><|vision_end|>")
+        v = arch.vision
+        kw = dict(patch_size=v.patch_size, merge_size=v.merge_size, temporal_patch_size=2,
+                  image_mean=shapes.CLIP_MEAN, image_std=shapes.CLIP_STD)
+        proc = Qwen2_5_VLProcessor(
+            image_processor=Qwen2VLImageProcessor(min_pixels=arch.min_pixels, max_pixels=arch.max_pixels, **kw),
+            video_processor=Qwen2VLVideoProcessor(**kw), tokenizer=tok, chat_template=tok.chat_template)
+        ids = {k: tok.convert_tokens_to_ids(t) for k, t in
+               (("image", "<|image_pad|>"), ("video", "<|video_pad|>"), ("vision_start", "<|vision_start|>"),
+                ("vision_end", "<|vision_end|>"))}
+    ids.update(pad=tok.pad_token_id, eos=tok.eos_token_id, bos=tok.bos_token_id)
+    tok.model_max_length = 1 << 16  # real sequences run to thousands of tokens
+    return shapes.build_model(shapes.reduced(arch, vocab=len(tok)), ids), proc
