@@ -1,0 +1,288 @@
+"""What a real config costs before it is submitted: per stage, FLOPs, GPU-hours, peak memory
+per GPU and disk, from the base model's shapes (prefalign.shapes) and the config's counts.
+
+    python -m prefalign.plan configs/seva_llava15_7b.yaml [--gpu a800] [--csv plan.csv]
+
+Rules (stated in `ASSUMPTIONS` and printed with the table):
+- forward FLOPs = 2 x parameters x tokens (the language model's body per token, its output
+  layer only where logits are read, the vision tower per patch) + causal attention
+  2 x layers x hidden x context per token; a LoRA training step = 2 x forward (forward and
+  the gradient through the frozen weights) + 6 x LoRA parameters x tokens; the vision tower
+  is frozen (forward only). With full training this is the usual 6 x parameters x tokens.
+- generation: prefill is compute-bound; each decoding step of a batch takes the longer of
+  reading the weights and KV cache from memory and its FLOPs.
+- memory: weights in the config's dtype; LoRA weights, gradients and AdamW moments in
+  float32 (16 bytes per LoRA parameter); stored activations 2 x (6 x hidden + 3 x
+  intermediate) bytes per token and layer (the inputs of the attention and MLP matmuls and
+  norms, bf16; attention itself memory-efficient); float32 logits and their log-softmax for
+  the scored tokens; KV cache 2 x layers x kv heads x head width x 2 bytes per token. FSDP
+  (`processes` > 1 with `fsdp`) divides weights and LoRA state by the processes.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass
+from unittest import mock
+
+from . import shapes
+
+# Peak dense bf16 FLOP/s and memory bandwidth (B/s) from the vendors' data sheets; memory GB.
+GPUS = {"a100": (312e12, 2.04e12, 80), "a800": (312e12, 2.04e12, 80), "h100": (989e12, 3.35e12, 80),
+        "h200": (989e12, 4.8e12, 141), "l40s": (362e12, 0.864e12, 48)}
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    gpu: str = "a100"
+    image: tuple[int, int] = (480, 640)  # (height, width): a COCO photo
+    prompt_tokens: int = 60  # question and chat template
+    description_tokens: int = 200  # ConSR's image description, read by revision and scoring
+    response_tokens: int = 128  # mean generated length (max_new_tokens bounds memory only)
+    answer_tokens: int = 16  # mean answer length on a benchmark
+    kept: float = 1.0  # share of prompts that yield a preference record (SeVa keeps about half)
+    mfu: float = 0.4  # achieved share of peak FLOP/s in compute-bound passes
+    bandwidth_share: float = 0.7  # achieved share of peak memory bandwidth while decoding
+
+
+ASSUMPTIONS = Assumptions()
+
+# Items per benchmark (the test splits lmms-eval runs; the benchmarks' papers and cards) and
+# whether its answers are open-ended (judged by GPT: about 200 tokens) or short.
+BENCHMARK_ITEMS = {"pope": 9000, "mme": 2374, "mmbench_en_dev": 4329, "mmbench_cn_dev": 4329, "mmstar": 1500,
+                   "ai2d": 3088, "llava_in_the_wild": 60, "mmvet": 218, "seedbench": 17990, "scienceqa_img": 2017,
+                   "gqa": 12578, "ocrbench": 1000, "seedbench_2_plus": 2277, "mmmu_pro": 1730,
+                   "hallusion_bench_image": 951}
+OPEN_ENDED = {"llava_in_the_wild", "mmvet"}
+
+
+@dataclass
+class Row:
+    stage: str
+    what: str
+    jobs: int
+    gpus_per_job: int
+    tflop: float
+    gpu_hours: float
+    wall_hours: float
+    peak_gb_per_gpu: float
+    disk_gb: float
+
+
+class Model:
+    """The FLOP and byte rules above for one architecture in one dtype."""
+
+    def __init__(self, arch: shapes.Architecture, dtype_bytes: int, a: Assumptions):
+        self.arch, self.a, self.bytes = arch, a, dtype_bytes
+        counts = shapes.parameter_counts(arch)
+        t = arch.text
+        self.head = t.vocab * t.hidden
+        self.body = counts["language"] - self.head * (1 if t.tied else 2)
+        self.vision = counts["vision"] + counts["projector"]
+        self.total = counts["total"]
+        self.image_tokens = shapes.image_tokens(arch, *a.image)
+        self.patches = shapes.vision_positions(arch, *a.image)
+        self.kv_per_token = 2 * t.layers * t.kv_heads * (t.hidden // t.heads) * 2
+        self.peak, self.bandwidth, self.gpu_gb = GPUS[a.gpu]
+
+    def lora(self, r: int) -> int:
+        return shapes.parameter_counts(self.arch, lora_r=r)["lora"]
+
+    def forward(self, new: float, context: float, logits: float) -> float:
+        """FLOPs of `new` tokens that attend to `context` earlier tokens on average."""
+        t = self.arch.text
+        return 2 * self.body * new + 2 * t.layers * t.hidden * new * context + 2 * self.head * logits
+
+    def image(self) -> float:
+        return 2 * self.vision * self.patches
+
+    def seconds(self, flops: float) -> float:
+        return flops / (self.peak * self.a.mfu)
+
+    def decode_seconds(self, batch: int, context: float, steps: int) -> float:
+        """A batch decoding `steps` tokens per sequence after `context` tokens."""
+        flops = self.forward(batch, context + steps / 2, batch)
+        reads = self.total * self.bytes + batch * (context + steps / 2) * self.kv_per_token
+        return steps * max(flops / (self.peak * self.a.mfu), reads / (self.bandwidth * self.a.bandwidth_share))
+
+    def activations(self, tokens: float) -> float:
+        t = self.arch.text
+        return 2 * (6 * t.hidden + 3 * t.intermediate) * t.layers * tokens
+
+    def logits_bytes(self, tokens: float) -> float:
+        return tokens * self.arch.text.vocab * (2 + 4 + 4)
+
+
+def generation_row(m: Model, stage, what, sequences, prompt, new, max_new, batch, jobs=1) -> Row:
+    """`sequences` generated of mean length `new` after `prompt` tokens, `batch` at a time."""
+    prefill = sequences * (m.forward(prompt, prompt / 2, 1) + m.image())
+    decode = sequences * m.forward(new, prompt + new / 2, new)
+    seconds = m.seconds(prefill) + math.ceil(sequences / batch) * m.decode_seconds(batch, prompt, new)
+    peak = m.total * m.bytes + batch * (prompt + max_new) * m.kv_per_token + m.activations(prompt) / m.arch.text.layers
+    disk = sequences * (6 * new + 300)  # JSON: about 6 characters per token and the record's fields
+    return Row(stage, what, jobs, 1, (prefill + decode) / 1e12, seconds / 3600, seconds / 3600 / jobs,
+               peak / 1e9, disk / 1e9)
+
+
+def scoring_flops(m: Model, items, prompt, responses, length) -> float:
+    """Shared-prefix scoring: each item's image and prompt once, its responses after them."""
+    return items * (m.image() + m.forward(prompt, prompt / 2, 1)
+                    + m.forward(responses * length, prompt + length / 2, responses * length))
+
+
+def plan_config(cfg: dict, a: Assumptions = ASSUMPTIONS) -> list[Row]:
+    from .methods import responses_needed
+
+    arch = shapes.architecture_of(cfg["base_model"]["path"])
+    m = Model(arch, {"bfloat16": 2, "float16": 2, "float32": 4}[cfg.get("dtype", "bfloat16")], a)
+    seeds, rows = len(cfg["seeds"]), []
+    prompt = m.image_tokens + a.prompt_tokens
+    sampled = set()
+    for p in cfg["preference_sets"].values():
+        sampled |= {(p["prompts"], view, gen) for view, gen in responses_needed(p) if view != "revised"}
+    for pset, view, gen in sorted(sampled):
+        g, n = cfg["generation"][gen], cfg["prompt_sets"][pset]["n"]
+        new = min(a.response_tokens, g["max_new_tokens"])
+        rows.append(generation_row(m, "sample_responses", f"{pset} {view} {gen}", seeds * n * g["num_return_sequences"],
+                                   prompt, new, g["max_new_tokens"], g["batch_size"] * g["num_return_sequences"],
+                                   g.get("shards", 1) * seeds))
+    records = {}
+    for name, p in cfg["preference_sets"].items():
+        n = cfg["prompt_sets"][p["prompts"]]["n"]
+        records[name] = int(n * a.kept)
+        responses = sum(g["per_view"] for g in p["groups"]) if p["method"] == "smpro" else 2
+        length = min(a.response_tokens, cfg["generation"][p["generation"]]["max_new_tokens"])
+        if p["method"] == "consr":
+            cp = cfg["consr_prompts"][p["consr_prompts"]]
+            k = p["candidates"]
+            describe, revise = (cfg["generation"][cp[f"{step}_generation"]] for step in ("description", "revision"))
+            rows.append(generation_row(m, "describe_images", f"{p['prompts']} {p['consr_prompts']}", seeds * n,
+                                       prompt, min(a.description_tokens, describe["max_new_tokens"]),
+                                       describe["max_new_tokens"], describe["batch_size"]))
+            rows.append(generation_row(m, "revise_responses", f"{p['prompts']} {p['consr_prompts']}",
+                                       seeds * n * k["revised"], prompt + a.description_tokens + length, length,
+                                       revise["max_new_tokens"], revise["batch_size"]))
+            candidates = sum(k.values())  # clean, semantic (description in the prompt) and corrupt scorings
+            flops = seeds * sum(scoring_flops(m, n, prompt + extra, candidates, length)
+                                for extra in (0, a.description_tokens, 0))
+            rows.append(score_row(m, "build_preferences", name, flops, prompt + a.description_tokens, candidates,
+                                  length, records[name] * seeds))
+        elif p["method"] == "aspo":
+            flops = seeds * scoring_flops(m, records[name], prompt, 1, length)
+            rows.append(score_row(m, "build_preferences", name, flops, prompt, 1, length, records[name] * seeds))
+        rows.append(score_row(m, "reference_logps", name, seeds * scoring_flops(m, records[name], prompt, responses,
+                                                                               length), prompt, responses, length,
+                              records[name] * seeds * responses, disk_per=4 * length))
+    for run_name, run in cfg["runs"].items():
+        rows.append(train_row(m, cfg, run_name, run, records[run["preferences"]], prompt, len(run["seeds"])))
+    models = 1 + sum(len(r["seeds"]) for r in cfg["runs"].values())
+    for task in cfg["evaluation"]["tasks"]:
+        items = BENCHMARK_ITEMS.get(task)
+        if items is None:
+            continue
+        answer = 200 if task in OPEN_ENDED else a.answer_tokens
+        row = generation_row(m, "evaluate", task, models * items, prompt, answer, answer, 1, models)
+        row.disk_gb = models * items * 2e3 / 1e9
+        rows.append(row)
+    return rows
+
+
+def score_row(m: Model, stage, what, flops, prompt, responses, length, stored, disk_per=0) -> Row:
+    peak = m.total * m.bytes + m.activations(prompt + responses * length) / m.arch.text.layers \
+        + m.logits_bytes(responses * length)
+    return Row(stage, what, 1, 1, flops / 1e12, m.seconds(flops) / 3600, m.seconds(flops) / 3600, peak / 1e9,
+               stored * disk_per / 1e9)
+
+
+def train_row(m: Model, cfg, run_name, run, records, prompt, seeds) -> Row:
+    tr = cfg["training"][run["training"]]
+    pref = cfg["preference_sets"][run["preferences"]]
+    responses = sum(g["per_view"] for g in pref["groups"]) if pref["method"] == "smpro" else 2
+    length = min(m.a.response_tokens, cfg["generation"][pref["generation"]]["max_new_tokens"])
+    lora = m.lora(tr["lora"]["r"])
+    passes = records * tr.get("repeat", 1) * tr["epochs"]
+    lm_tokens = prompt + responses * length
+    fwd = scoring_flops(m, 1, prompt, responses, length)
+    flops = seeds * passes * (m.image() + 2 * (fwd - m.image()) + 6 * lora * lm_tokens)
+    gpus = tr.get("processes", 1)
+    shard = gpus if tr.get("fsdp") else 1
+    micro = tr["micro_batch_size"]
+    peak = (m.total * m.bytes + 16 * lora) / shard + m.activations(micro * lm_tokens) \
+        + m.logits_bytes(micro * responses * length)
+    seconds = m.seconds(flops)
+    disk = seeds * lora * (4 + 16)  # the adapter, and the resumable checkpoint beside it while training
+    return Row("train", f"{run_name} ({passes} records x {seeds} seed)", seeds, gpus, flops / 1e12, seconds / 3600,
+               seconds / 3600 / (gpus * seeds), peak / 1e9, disk / 1e9)
+
+
+def load(path) -> dict:
+    """The validated config; its path variables need not be set (nothing is read)."""
+    from .config import load_config
+
+    unset = {k: f"/{k}" for k in ("PREFALIGN_MODELS", "PREFALIGN_DATA") if k not in os.environ}
+    with mock.patch.dict(os.environ, unset):
+        return load_config(path)
+
+
+def markdown(rows: list[Row], a: Assumptions) -> str:
+    gpu = a.gpu.upper()
+    lines = [f"| stage | what | jobs | GPUs/job | TFLOP | {gpu}-hours | wall h | peak GB/GPU | disk GB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.stage} | {r.what} | {r.jobs} | {r.gpus_per_job} | {r.tflop:,.0f} | {r.gpu_hours:.2f} | "
+                     f"{r.wall_hours:.2f} | {r.peak_gb_per_gpu:.1f} | {r.disk_gb:.2f} |")
+    total = Row("total", "", sum(r.jobs for r in rows), 0, sum(r.tflop for r in rows),
+                sum(r.gpu_hours for r in rows), 0, max(r.peak_gb_per_gpu for r in rows), sum(r.disk_gb for r in rows))
+    lines.append(f"| **total** | | {total.jobs} | | {total.tflop:,.0f} | **{total.gpu_hours:.2f}** | | "
+                 f"{total.peak_gb_per_gpu:.1f} | {total.disk_gb:.2f} |")
+    over = [r.stage for r in rows if r.peak_gb_per_gpu > GPUS[a.gpu][2]]
+    if over:
+        lines.append(f"\nOver one {gpu}'s {GPUS[a.gpu][2]} GB: {', '.join(sorted(set(over)))}.")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("configs", nargs="+", help="real configs (base_model.kind: pretrained); several: a section each")
+    ap.add_argument("--csv", help="also write the rows here (one config)")
+    ap.add_argument("--train-hours", type=float, help="a reported wall time of each training run: prints the "
+                    "share of peak FLOP/s it implies under these rules")
+    for field, default in asdict(ASSUMPTIONS).items():
+        if field == "image":
+            ap.add_argument("--image", default="480x640", help="image height x width (default 480x640)")
+        else:
+            ap.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=default,
+                            choices=sorted(GPUS) if field == "gpu" else None)
+    args = ap.parse_args(argv)
+    if args.csv and len(args.configs) > 1:
+        ap.error("--csv takes one config")
+    h, w = map(int, args.image.split("x"))
+    a = Assumptions(**{**{f: getattr(args, f) for f in asdict(ASSUMPTIONS) if f != "image"}, "image": (h, w)})
+    for path in args.configs:
+        cfg = load(path)
+        rows = plan_config(cfg, a)
+        arch = shapes.architecture_of(cfg["base_model"]["path"])
+        if len(args.configs) > 1:
+            print(f"## {path}\n")
+        print(f"{path}: {arch.hf_id}, {shapes.image_tokens(arch, h, w)} image tokens per {h} x {w} image\n")
+        print(markdown(rows, a) + "\n")
+        if args.train_hours:
+            for r in rows:
+                if r.stage == "train":
+                    mfu = r.tflop * 1e12 / (args.train_hours * 3600 * r.gpus_per_job * r.jobs * GPUS[a.gpu][0])
+                    print(f"{r.what}: {args.train_hours} h on {r.gpus_per_job} {a.gpu.upper()} implies "
+                          f"{100 * mfu:.1f}% of peak FLOP/s (assumed: {100 * a.mfu:.0f}%)\n")
+        if args.csv:
+            with open(args.csv, "w", newline="") as f:
+                out = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
+                out.writeheader()
+                out.writerows(asdict(r) for r in rows)
+    print("Assumptions: " + ", ".join(f"{k} {v}" for k, v in asdict(a).items())
+          + ". The rules: python -m pydoc prefalign.plan")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
