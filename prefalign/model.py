@@ -6,10 +6,12 @@ papers' 7B models.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
-from PIL import Image
+
+if TYPE_CHECKING:  # PIL is not needed to score or train (benchmarks/gpu_check.py runs without it)
+    from PIL import Image
 
 
 def torch_dtype(name: str) -> torch.dtype:

@@ -115,22 +115,49 @@ class Model:
     def logits_bytes(self, tokens: float) -> float:
         return tokens * self.arch.text.vocab * (2 + 4 + 4)
 
+    # ---- one pass of each kind, as the stages run them and benchmarks/gpu_check.py measures them
+
+    def generation(self, sequences: int, prompt: float, new: float, batch: int) -> tuple[float, float]:
+        """(FLOPs, seconds) of `sequences` of `new` tokens after `prompt` tokens, `batch` at a time."""
+        prefill = sequences * (self.forward(prompt, prompt / 2, 1) + self.image())
+        decode = sequences * self.forward(new, prompt + new / 2, new)
+        return prefill + decode, self.seconds(prefill) + math.ceil(sequences / batch) * self.decode_seconds(
+            batch, prompt, new)
+
+    def generation_peak(self, batch: int, prompt: float, max_new: float) -> float:
+        return self.total * self.bytes + batch * (prompt + max_new) * self.kv_per_token \
+            + self.activations(batch * prompt) / self.arch.text.layers
+
+    def scoring(self, items: int, prompt: float, responses: int, length: float) -> float:
+        """FLOPs of shared-prefix scoring: each item's image and prompt once, its responses after them."""
+        return items * (self.image() + self.forward(prompt, prompt / 2, 1)
+                        + self.forward(responses * length, prompt + length / 2, responses * length))
+
+    def scoring_peak(self, items: int, prompt: float, responses: int, length: float) -> float:
+        """Without gradients one layer's activations live at a time, and the logits of one of the
+        3 length-sorted chunks the responses are scored in (model.shared_prefix_token_logps)."""
+        tokens = items * (prompt + responses * length)
+        return self.total * self.bytes + self.activations(tokens) / self.arch.text.layers \
+            + self.logits_bytes(items * responses * length / 3)
+
+    def train_step(self, items: int, prompt: float, responses: int, length: float, lora: int) -> float:
+        """FLOPs of a LoRA step: the frozen vision tower forward; the language model forward and
+        backward through frozen weights (2 x forward); LoRA's forward and both gradients (6 x)."""
+        text = self.scoring(items, prompt, responses, length) - items * self.image()
+        return items * self.image() + 2 * text + 6 * lora * items * (prompt + responses * length)
+
+    def train_peak(self, micro: int, prompt: float, responses: int, length: float, lora: int, shards: int = 1) -> float:
+        state = (self.total * self.bytes + 16 * lora) / shards
+        tokens = micro * (prompt + responses * length)
+        return state + self.activations(tokens) + self.logits_bytes(micro * responses * length)
+
 
 def generation_row(m: Model, stage, what, sequences, prompt, new, max_new, batch, jobs=1) -> Row:
     """`sequences` generated of mean length `new` after `prompt` tokens, `batch` at a time."""
-    prefill = sequences * (m.forward(prompt, prompt / 2, 1) + m.image())
-    decode = sequences * m.forward(new, prompt + new / 2, new)
-    seconds = m.seconds(prefill) + math.ceil(sequences / batch) * m.decode_seconds(batch, prompt, new)
-    peak = m.total * m.bytes + batch * (prompt + max_new) * m.kv_per_token + m.activations(prompt) / m.arch.text.layers
+    flops, seconds = m.generation(sequences, prompt, new, batch)
     disk = sequences * (6 * new + 300)  # JSON: about 6 characters per token and the record's fields
-    return Row(stage, what, jobs, 1, (prefill + decode) / 1e12, seconds / 3600, seconds / 3600 / jobs,
-               peak / 1e9, disk / 1e9)
-
-
-def scoring_flops(m: Model, items, prompt, responses, length) -> float:
-    """Shared-prefix scoring: each item's image and prompt once, its responses after them."""
-    return items * (m.image() + m.forward(prompt, prompt / 2, 1)
-                    + m.forward(responses * length, prompt + length / 2, responses * length))
+    return Row(stage, what, jobs, 1, flops / 1e12, seconds / 3600, seconds / 3600 / jobs,
+               m.generation_peak(batch, prompt, max_new) / 1e9, disk / 1e9)
 
 
 def plan_config(cfg: dict, a: Assumptions = ASSUMPTIONS) -> list[Row]:
@@ -166,14 +193,14 @@ def plan_config(cfg: dict, a: Assumptions = ASSUMPTIONS) -> list[Row]:
                                        seeds * n * k["revised"], prompt + a.description_tokens + length, length,
                                        revise["max_new_tokens"], revise["batch_size"]))
             candidates = sum(k.values())  # clean, semantic (description in the prompt) and corrupt scorings
-            flops = seeds * sum(scoring_flops(m, n, prompt + extra, candidates, length)
+            flops = seeds * sum(m.scoring(n, prompt + extra, candidates, length)
                                 for extra in (0, a.description_tokens, 0))
             rows.append(score_row(m, "build_preferences", name, flops, prompt + a.description_tokens, candidates,
                                   length, records[name] * seeds))
         elif p["method"] == "aspo":
-            flops = seeds * scoring_flops(m, records[name], prompt, 1, length)
+            flops = seeds * m.scoring(records[name], prompt, 1, length)
             rows.append(score_row(m, "build_preferences", name, flops, prompt, 1, length, records[name] * seeds))
-        rows.append(score_row(m, "reference_logps", name, seeds * scoring_flops(m, records[name], prompt, responses,
+        rows.append(score_row(m, "reference_logps", name, seeds * m.scoring(records[name], prompt, responses,
                                                                                length), prompt, responses, length,
                               records[name] * seeds * responses, disk_per=4 * length))
     for run_name, run in cfg["runs"].items():
@@ -191,10 +218,9 @@ def plan_config(cfg: dict, a: Assumptions = ASSUMPTIONS) -> list[Row]:
 
 
 def score_row(m: Model, stage, what, flops, prompt, responses, length, stored, disk_per=0) -> Row:
-    peak = m.total * m.bytes + m.activations(prompt + responses * length) / m.arch.text.layers \
-        + m.logits_bytes(responses * length)
-    return Row(stage, what, 1, 1, flops / 1e12, m.seconds(flops) / 3600, m.seconds(flops) / 3600, peak / 1e9,
-               stored * disk_per / 1e9)
+    batch = 16  # items per scoring pass (reference.compute, ConSR's and ASPO's scoring)
+    return Row(stage, what, 1, 1, flops / 1e12, m.seconds(flops) / 3600, m.seconds(flops) / 3600,
+               m.scoring_peak(batch, prompt, responses, length) / 1e9, stored * disk_per / 1e9)
 
 
 def train_row(m: Model, cfg, run_name, run, records, prompt, seeds) -> Row:
@@ -204,14 +230,9 @@ def train_row(m: Model, cfg, run_name, run, records, prompt, seeds) -> Row:
     length = min(m.a.response_tokens, cfg["generation"][pref["generation"]]["max_new_tokens"])
     lora = m.lora(tr["lora"]["r"])
     passes = records * tr.get("repeat", 1) * tr["epochs"]
-    lm_tokens = prompt + responses * length
-    fwd = scoring_flops(m, 1, prompt, responses, length)
-    flops = seeds * passes * (m.image() + 2 * (fwd - m.image()) + 6 * lora * lm_tokens)
+    flops = seeds * m.train_step(passes, prompt, responses, length, lora)
     gpus = tr.get("processes", 1)
-    shard = gpus if tr.get("fsdp") else 1
-    micro = tr["micro_batch_size"]
-    peak = (m.total * m.bytes + 16 * lora) / shard + m.activations(micro * lm_tokens) \
-        + m.logits_bytes(micro * responses * length)
+    peak = m.train_peak(tr["micro_batch_size"], prompt, responses, length, lora, gpus if tr.get("fsdp") else 1)
     seconds = m.seconds(flops)
     disk = seeds * lora * (4 + 16)  # the adapter, and the resumable checkpoint beside it while training
     return Row("train", f"{run_name} ({passes} records x {seeds} seed)", seeds, gpus, flops / 1e12, seconds / 3600,

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ..data import check_world_file
 from ..io import RecordError, read_json
-from ..scoring import correctness
 from ..settings import PreferenceSetSettings
 from .records import make_record
 
@@ -36,6 +34,8 @@ def coin(seed: int, prompt_id: str) -> bool:
 
 def oracle_pair(prompt: dict, samples: list[dict], truth: dict) -> tuple[list[list[dict]] | None, bool]:
     """([[chosen], [rejected]] or None when every sample is correct, chosen from ground truth)."""
+    from ..scoring import correctness  # the world's module (numpy, PIL): not needed to import the losses
+
     scored = [(correctness(truth["family"], s["text"], truth["answer"], truth["scene"]), k, s)
               for k, s in enumerate(samples)]
     wrong = [x for x in scored if x[0] < 1]
@@ -52,6 +52,8 @@ def oracle_pair(prompt: dict, samples: list[dict], truth: dict) -> tuple[list[li
 
 
 def build(prompts, responses, pref_cfg: PreferenceSetSettings, resources):
+    from ..data import check_world_file
+
     labels = pref_cfg.labels
     if labels not in LABELS:
         raise ValueError(f"unknown oracle labels {labels!r} (known: {LABELS})")
