@@ -108,6 +108,13 @@ plans: venv
 	    $(PY) -m prefalign.plan configs/$${c%:*}.yaml --train-hours $${c#*:} | grep implies; done; echo '```'; \
 	} > docs/plan.md
 
+# On a machine with a CUDA GPU, with only torch and transformers installed (no venv, no network):
+# the four base models at their real shapes in bf16, sampling, scoring and training steps of each
+# objective, measured beside the planner's estimates (benchmarks/gpu_check.py; under 5 minutes).
+# GPU_CHECK_FLAGS="--size tiny" runs the reduced shapes anywhere (the CPU test).
+gpu-check:
+	$(PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_FLAGS)
+
 # `make test` (CI) leaves out the one-node SLURM run (marker `cluster`) and the longer runs of
 # paths it covers more cheaply (marker `extended`); `make test-all` runs every test.
 test: venv
