@@ -16,7 +16,7 @@ resized to multiples of 28 within its pixel bounds, one token per 28 x 28).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -63,7 +63,6 @@ class Architecture:
     max_crops: int = 0  # OneVision's anyres_max_N
     min_pixels: int = 0
     max_pixels: int = 0
-    special: dict = field(default_factory=dict)
 
     @property
     def folder(self) -> str:
