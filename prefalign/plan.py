@@ -1,7 +1,7 @@
 """What a real config costs before it is submitted: per stage, FLOPs, GPU-hours, peak memory
 per GPU and disk, from the base model's shapes (prefalign.shapes) and the config's counts.
 
-    python -m prefalign.plan configs/seva_llava15_7b.yaml [--gpu a800] [--csv plan.csv]
+    prefalign plan configs/seva_llava15_7b.yaml [--gpu a800] [--csv plan.csv]   (or python -m prefalign.plan)
 
 Rules (stated in `ASSUMPTIONS` and printed with the table):
 - forward FLOPs = 2 x parameters x tokens (the language model's body per token, its output
