@@ -152,12 +152,19 @@ class Model:
         return state + self.activations(tokens) + self.logits_bytes(micro * responses * length)
 
 
-def generation_row(m: Model, stage, what, sequences, prompt, new, max_new, batch, jobs=1) -> Row:
+def generation_row(m: Model, stage, what, *, sequences, prompt, new, max_new, batch, jobs=1) -> Row:
     """`sequences` generated of mean length `new` after `prompt` tokens, `batch` at a time."""
     flops, seconds = m.generation(sequences, prompt, new, batch)
     disk = sequences * (6 * new + 300)  # JSON: about 6 characters per token and the record's fields
     return Row(stage, what, jobs, 1, flops / 1e12, seconds / 3600, seconds / 3600 / jobs,
                m.generation_peak(batch, prompt, max_new) / 1e9, disk / 1e9)
+
+
+def score_row(m: Model, stage, what, *, flops, prompt, responses, length, stored=0) -> Row:
+    """A scoring stage; `stored` bytes written."""
+    batch = 16  # items per scoring pass (reference.compute, ConSR's and ASPO's scoring)
+    return Row(stage, what, 1, 1, flops / 1e12, m.seconds(flops) / 3600, m.seconds(flops) / 3600,
+               m.scoring_peak(batch, prompt, responses, length) / 1e9, stored / 1e9)
 
 
 def plan_config(cfg: dict, a: Assumptions = ASSUMPTIONS) -> list[Row]:
@@ -172,10 +179,10 @@ def plan_config(cfg: dict, a: Assumptions = ASSUMPTIONS) -> list[Row]:
         sampled |= {(p["prompts"], view, gen) for view, gen in responses_needed(p) if view != "revised"}
     for pset, view, gen in sorted(sampled):
         g, n = cfg["generation"][gen], cfg["prompt_sets"][pset]["n"]
-        new = min(a.response_tokens, g["max_new_tokens"])
-        rows.append(generation_row(m, "sample_responses", f"{pset} {view} {gen}", seeds * n * g["num_return_sequences"],
-                                   prompt, new, g["max_new_tokens"], g["batch_size"] * g["num_return_sequences"],
-                                   g.get("shards", 1) * seeds))
+        rows.append(generation_row(
+            m, "sample_responses", f"{pset} {view} {gen}", sequences=seeds * n * g["num_return_sequences"],
+            prompt=prompt, new=min(a.response_tokens, g["max_new_tokens"]), max_new=g["max_new_tokens"],
+            batch=g["batch_size"] * g["num_return_sequences"], jobs=g.get("shards", 1) * seeds))
     records = {}
     for name, p in cfg["preference_sets"].items():
         n = cfg["prompt_sets"][p["prompts"]]["n"]
@@ -183,26 +190,27 @@ def plan_config(cfg: dict, a: Assumptions = ASSUMPTIONS) -> list[Row]:
         responses = sum(g["per_view"] for g in p["groups"]) if p["method"] == "smpro" else 2
         length = min(a.response_tokens, cfg["generation"][p["generation"]]["max_new_tokens"])
         if p["method"] == "consr":
-            cp = cfg["consr_prompts"][p["consr_prompts"]]
-            k = p["candidates"]
+            cp, k = cfg["consr_prompts"][p["consr_prompts"]], p["candidates"]
             describe, revise = (cfg["generation"][cp[f"{step}_generation"]] for step in ("description", "revision"))
-            rows.append(generation_row(m, "describe_images", f"{p['prompts']} {p['consr_prompts']}", seeds * n,
-                                       prompt, min(a.description_tokens, describe["max_new_tokens"]),
-                                       describe["max_new_tokens"], describe["batch_size"]))
-            rows.append(generation_row(m, "revise_responses", f"{p['prompts']} {p['consr_prompts']}",
-                                       seeds * n * k["revised"], prompt + a.description_tokens + length, length,
-                                       revise["max_new_tokens"], revise["batch_size"]))
+            what = f"{p['prompts']} {p['consr_prompts']}"
+            rows.append(generation_row(m, "describe_images", what, sequences=seeds * n, prompt=prompt,
+                                       new=min(a.description_tokens, describe["max_new_tokens"]),
+                                       max_new=describe["max_new_tokens"], batch=describe["batch_size"]))
+            rows.append(generation_row(m, "revise_responses", what, sequences=seeds * n * k["revised"],
+                                       prompt=prompt + a.description_tokens + length, new=length,
+                                       max_new=revise["max_new_tokens"], batch=revise["batch_size"]))
             candidates = sum(k.values())  # clean, semantic (description in the prompt) and corrupt scorings
             flops = seeds * sum(m.scoring(n, prompt + extra, candidates, length)
                                 for extra in (0, a.description_tokens, 0))
-            rows.append(score_row(m, "build_preferences", name, flops, prompt + a.description_tokens, candidates,
-                                  length, records[name] * seeds))
+            rows.append(score_row(m, "build_preferences", name, flops=flops, prompt=prompt + a.description_tokens,
+                                  responses=candidates, length=length))
         elif p["method"] == "aspo":
             flops = seeds * m.scoring(records[name], prompt, 1, length)
-            rows.append(score_row(m, "build_preferences", name, flops, prompt, 1, length, records[name] * seeds))
-        rows.append(score_row(m, "reference_logps", name, seeds * m.scoring(records[name], prompt, responses,
-                                                                               length), prompt, responses, length,
-                              records[name] * seeds * responses, disk_per=4 * length))
+            rows.append(score_row(m, "build_preferences", name, flops=flops, prompt=prompt, responses=1, length=length))
+        rows.append(score_row(m, "reference_logps", name,
+                              flops=seeds * m.scoring(records[name], prompt, responses, length), prompt=prompt,
+                              responses=responses, length=length,
+                              stored=records[name] * seeds * responses * 4 * length))  # float32 per token
     for run_name, run in cfg["runs"].items():
         rows.append(train_row(m, cfg, run_name, run, records[run["preferences"]], prompt, len(run["seeds"])))
     models = 1 + sum(len(r["seeds"]) for r in cfg["runs"].values())
@@ -211,16 +219,11 @@ def plan_config(cfg: dict, a: Assumptions = ASSUMPTIONS) -> list[Row]:
         if items is None:
             continue
         answer = 200 if task in OPEN_ENDED else a.answer_tokens
-        row = generation_row(m, "evaluate", task, models * items, prompt, answer, answer, 1, models)
-        row.disk_gb = models * items * 2e3 / 1e9
+        row = generation_row(m, "evaluate", task, sequences=models * items, prompt=prompt, new=answer,
+                             max_new=answer, batch=1, jobs=models)
+        row.disk_gb = models * items * 2e3 / 1e9  # lmms-eval's samples: about 2 kB an item
         rows.append(row)
     return rows
-
-
-def score_row(m: Model, stage, what, flops, prompt, responses, length, stored, disk_per=0) -> Row:
-    batch = 16  # items per scoring pass (reference.compute, ConSR's and ASPO's scoring)
-    return Row(stage, what, 1, 1, flops / 1e12, m.seconds(flops) / 3600, m.seconds(flops) / 3600,
-               m.scoring_peak(batch, prompt, responses, length) / 1e9, stored * disk_per / 1e9)
 
 
 def train_row(m: Model, cfg, run_name, run, records, prompt, seeds) -> Row:
