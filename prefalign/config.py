@@ -93,15 +93,9 @@ def validate_config(cfg: dict) -> dict:
         ref("generation", d["generation"], f"tables.diversity.{k}.generation", "generation")
         if d["view"] != "clean":
             ref("augmentation", d["view"], f"tables.diversity.{k}.view", "augmentations")
-    rep = cfg["tables"].get("reported")
-    if rep:
-        paper = yaml.safe_load((Path(__file__).parent / "reported.yaml").read_text())[rep["paper"]]
-        for mine, theirs in rep["rows"].items():
-            if mine != "base" and mine not in cfg["runs"]:
-                raise ConfigError(f"config key 'tables.reported.rows.{mine}': not 'base' nor a run")
-            if theirs not in paper["rows"]:
-                raise ConfigError(f"config key 'tables.reported.rows.{mine}': '{theirs}' is not a reported row "
-                                  f"of {rep['paper']} (rows: {sorted(paper['rows'])})")
+    check_reported(cfg["tables"].get("reported"), "tables.reported", cfg["runs"])
+    for name, t in cfg["paper_tables"].items():
+        check_reported(t.get("reported"), f"paper_tables.{name}.reported", t["runs"])
     if "base" in cfg["runs"]:
         raise ConfigError("config key 'runs.base': the name 'base' is reserved for the base model")
     bm = cfg["base_model"]
@@ -116,6 +110,23 @@ def validate_config(cfg: dict) -> dict:
     if bm["kind"] == "tiny_llava" and not ("tiny" in bm and "sft" in bm):
         raise ConfigError("config key 'base_model.tiny': tiny_llava needs 'tiny' and 'sft' sections")
     return cfg
+
+
+def check_reported(rep: dict | None, key: str, runs) -> None:
+    """`rep` names a section of reported.yaml, and maps base or one of `runs` to its rows."""
+    if not rep:
+        return
+    sections = yaml.safe_load((Path(__file__).parent / "reported.yaml").read_text())
+    if rep["paper"] not in sections:
+        raise ConfigError(f"config key '{key}.paper': '{rep['paper']}' is not a section of prefalign/reported.yaml "
+                          f"({sorted(sections)})")
+    paper = sections[rep["paper"]]
+    for mine, theirs in rep["rows"].items():
+        if mine != "base" and mine not in runs:
+            raise ConfigError(f"config key '{key}.rows.{mine}': not 'base' nor one of its runs")
+        if theirs not in paper["rows"]:
+            raise ConfigError(f"config key '{key}.rows.{mine}': '{theirs}' is not a reported row "
+                              f"of {rep['paper']} (rows: {sorted(paper['rows'])})")
 
 
 @functools.cache

@@ -256,3 +256,4 @@ class PaperTableSettings(Settings):
     title: str
     runs: list
     columns: list | None = None  # None: every column
+    reported: dict | None = None  # None: the config's tables.reported

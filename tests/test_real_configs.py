@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prefalign.config import ConfigError, load_config
+from prefalign.config import ConfigError, load_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(c for c in (ROOT / "configs").glob("*.yaml") if not c.stem.startswith("miniature_"))
@@ -56,14 +56,17 @@ def test_paper_config_plans_the_whole_dag(config, tmp_path):
             assert f"gpu={tcfg['processes']}," in out.stdout
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.stem)
-def test_a_paper_table_target_plans_exactly_its_runs(config, tmp_path, monkeypatch):
-    """Each real config declares its paper's tables; the last one, asked for alone, plans the
-    training and evaluation of its runs and of no other."""
+TABLES = [(c, name) for c in CONFIGS for name in yaml.safe_load(c.read_text())["paper_tables"]]
+
+
+@pytest.mark.parametrize("config,name", TABLES, ids=[f"{c.stem}-{n}" for c, n in TABLES])
+def test_a_paper_table_target_plans_exactly_its_runs(config, name, tmp_path, monkeypatch):
+    """Each real config declares its paper's tables; each, asked for alone, plans the training
+    and evaluation of its runs and of no other."""
     for key, value in placeholders(tmp_path).items():
         monkeypatch.setenv(key, value)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    name, table = list(load_config(config)["paper_tables"].items())[-1]
+    table = load_config(config)["paper_tables"][name]
     target = tmp_path / "results" / "tables" / f"{name}.md"
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", str(target), "--configfile", str(config),
                           "--config", f"results={tmp_path / 'results'}"], cwd=ROOT, env=env, capture_output=True,
@@ -90,6 +93,21 @@ def test_the_miniature_ablations_extend_the_default(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for name in ablations["paper_tables"]:
         assert f"tables/{name}.md" in out.stdout, name
+
+
+def test_a_reported_section_and_its_rows_must_exist(tmp_path, monkeypatch):
+    for key, value in placeholders(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    cfg = yaml.safe_load((ROOT / "configs" / "seva_llava15_7b.yaml").read_text())
+    cfg["paper_tables"]["seva_table6"]["reported"]["paper"] = "seva_table99"
+    with pytest.raises(ConfigError, match="paper_tables.seva_table6.reported.paper.*seva_table99"):
+        validate_config(cfg)
+    cfg["paper_tables"]["seva_table6"]["reported"] = {"paper": "seva_table6", "rows": {"seva_r64": "r=65"}}
+    with pytest.raises(ConfigError, match="rows.seva_r64.*'r=65' is not a reported row"):
+        validate_config(cfg)
+    cfg["paper_tables"]["seva_table6"]["reported"] = {"paper": "seva_table6", "rows": {"t1_moco": "r=64"}}
+    with pytest.raises(ConfigError, match="rows.t1_moco.*not 'base' nor one of its runs"):
+        validate_config(cfg)
 
 
 def test_unset_path_variable_names_the_key(monkeypatch):

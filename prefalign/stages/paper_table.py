@@ -27,7 +27,7 @@ def paper_table(*, out_dir, name: str, table: PaperTableSettings, base_dir, run_
     if miniature:
         df, note = main_table(models, labels, tables), interval_note(tables)
     else:
-        df, note = benchmark_table(models, labels, tasks, tables.reported)
+        df, note = benchmark_table(models, labels, tasks, table.reported or tables.reported)
     if table.columns:
         unknown = [c for c in table.columns if c not in df.columns]
         if unknown:
