@@ -160,6 +160,27 @@ def generation_row(m: Model, stage, what, *, sequences, prompt, new, max_new, ba
                m.generation_peak(batch, prompt, max_new) / 1e9, disk / 1e9)
 
 
+def consr_text_rows(m: Model, cfg, described, revised, prompt, seeds) -> list[Row]:
+    """ConSR's descriptions, one per prompt set and prompt text, and its revisions of every
+    sampled response, one job per prompt set, prompt text and generation (shared by its sets)."""
+    a, rows = m.a, []
+    for pset, cp in sorted(described):
+        describe = cfg["generation"][cfg["consr_prompts"][cp]["description_generation"]]
+        rows.append(generation_row(m, "describe_images", f"{pset} {cp}",
+                                   sequences=seeds * cfg["prompt_sets"][pset]["n"],
+                                   prompt=prompt, new=min(a.description_tokens, describe["max_new_tokens"]),
+                                   max_new=describe["max_new_tokens"], batch=describe["batch_size"]))
+    for pset, cp, gen in sorted(revised):
+        revise = cfg["generation"][cfg["consr_prompts"][cp]["revision_generation"]]
+        sampled = cfg["generation"][gen]
+        length = min(a.response_tokens, sampled["max_new_tokens"])
+        rows.append(generation_row(m, "revise_responses", f"{pset} {cp} {gen}",
+                                   sequences=seeds * cfg["prompt_sets"][pset]["n"] * sampled["num_return_sequences"],
+                                   prompt=prompt + a.description_tokens + length, new=length,
+                                   max_new=revise["max_new_tokens"], batch=revise["batch_size"]))
+    return rows
+
+
 def score_row(m: Model, stage, what, *, flops, prompt, responses, length, stored=0) -> Row:
     """A scoring stage; `stored` bytes written."""
     batch = 16  # items per scoring pass (reference.compute, ConSR's and ASPO's scoring)
@@ -183,22 +204,17 @@ def plan_config(cfg: dict, a: Assumptions = ASSUMPTIONS) -> list[Row]:
             m, "sample_responses", f"{pset} {view} {gen}", sequences=seeds * n * g["num_return_sequences"],
             prompt=prompt, new=min(a.response_tokens, g["max_new_tokens"]), max_new=g["max_new_tokens"],
             batch=g["batch_size"] * g["num_return_sequences"], jobs=g.get("shards", 1) * seeds))
-    records = {}
+    records, described, revised = {}, set(), set()
     for name, p in cfg["preference_sets"].items():
         n = cfg["prompt_sets"][p["prompts"]]["n"]
         records[name] = int(n * a.kept)
         responses = sum(g["per_view"] for g in p["groups"]) if p["method"] == "smpro" else 2
         length = min(a.response_tokens, cfg["generation"][p["generation"]]["max_new_tokens"])
         if p["method"] == "consr":
-            cp, k = cfg["consr_prompts"][p["consr_prompts"]], p["candidates"]
-            describe, revise = (cfg["generation"][cp[f"{step}_generation"]] for step in ("description", "revision"))
-            what = f"{p['prompts']} {p['consr_prompts']}"
-            rows.append(generation_row(m, "describe_images", what, sequences=seeds * n, prompt=prompt,
-                                       new=min(a.description_tokens, describe["max_new_tokens"]),
-                                       max_new=describe["max_new_tokens"], batch=describe["batch_size"]))
-            rows.append(generation_row(m, "revise_responses", what, sequences=seeds * n * k["revised"],
-                                       prompt=prompt + a.description_tokens + length, new=length,
-                                       max_new=revise["max_new_tokens"], batch=revise["batch_size"]))
+            k = p["candidates"]
+            described.add((p["prompts"], p["consr_prompts"]))
+            if k["revised"]:
+                revised.add((p["prompts"], p["consr_prompts"], p["generation"]))
             candidates = sum(k.values())  # clean, semantic (description in the prompt) and corrupt scorings
             flops = seeds * sum(m.scoring(n, prompt + extra, candidates, length)
                                 for extra in (0, a.description_tokens, 0))
@@ -211,6 +227,8 @@ def plan_config(cfg: dict, a: Assumptions = ASSUMPTIONS) -> list[Row]:
                               flops=seeds * m.scoring(records[name], prompt, responses, length), prompt=prompt,
                               responses=responses, length=length,
                               stored=records[name] * seeds * responses * 4 * length))  # float32 per token
+    sampling = len(sampled)  # ConSR's text stages come after sampling, before the preference sets
+    rows[sampling:sampling] = consr_text_rows(m, cfg, described, revised, prompt, seeds)
     for run_name, run in cfg["runs"].items():
         rows.append(train_row(m, cfg, run_name, run, records[run["preferences"]], prompt, len(run["seeds"])))
     models = 1 + sum(len(r["seeds"]) for r in cfg["runs"].values())
