@@ -148,6 +148,25 @@ def main_table_figure(df, title: str | None = None):
     return fig
 
 
+def benchmark_table_figure(df, tasks: list[str], title: str | None = None):
+    """A real benchmark table's measured rows (not the paper's reported ones) as bars, one
+    panel per benchmark; a cell that holds no number (a skipped GPT-judged task) is left out."""
+    import numpy as np
+
+    plt = pyplot()
+    measured = df[~df["model"].str.startswith("  ")]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(2.6 * len(tasks), 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        y = np.array([float(v) if str(v).replace(".", "", 1).lstrip("-").isdigit() else np.nan for v in measured[task]])
+        ax.bar(range(len(y)), np.nan_to_num(y), color=[f"C{i}" for i in range(len(y))])
+        ax.set_xticks(range(len(y)), measured["model"], rotation=30, ha="right", fontsize=7)
+        ax.set_title(task, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def label_accuracy_vs_gain_figure(points, correlations, labels: dict[str, str]):
     """Each run's gain against its preference set's label accuracy, one panel per metric."""
     import numpy as np

@@ -131,6 +131,13 @@ def test_benchmark_table_with_reported_numbers_and_skipped_judge_tasks(tmp_path)
                               "SeVa", "  reported: SeVa-7B", "  measured - reported"]
     assert df.iloc[2]["pope"] == "+0.0" and df.iloc[5]["pope"] == "+0.3" and df.iloc[5]["mme"] == "-"
     assert "SeVa (Zhu et al. 2024) Table 2" in note
+    # a real config's figure: the measured rows as bars, the reported rows and skipped tasks left out
+    from prefalign.plots import benchmark_table_figure
+
+    fig = benchmark_table_figure(df, ["pope", "mme", "mmvet"])
+    heights = [[round(b.get_height(), 3) for b in ax.patches] for ax in fig.axes]
+    assert heights == [[85.9, 87.0], [1500.0, 1490.0], [0.0, 0.0]]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["base", "SeVa"]
 
 
 def test_judge_tasks_are_skipped_only_without_an_api_key():

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..config import ConfigError
 from ..evaluation import is_miniature
 from ..paper_tables import heading
-from ..plots import main_table_figure, save_figure
+from ..plots import benchmark_table_figure, main_table_figure, save_figure
 from ..settings import PaperTableSettings, TablesSettings
 from ..tables import benchmark_table, main_table, write_table
 from .tables import interval_note
@@ -16,7 +16,7 @@ from .tables import interval_note
 def paper_table(*, out_dir, name: str, table: PaperTableSettings, base_dir, run_dirs: list, labels: dict[str, str],
                 tables: TablesSettings, tasks: list[str], png=None) -> None:
     """`run_dirs`: the evaluation folders (`<run>.seed<seed>`) of the table's runs; with `png`
-    (a paper's figure, on the miniature's benchmarks), its metrics as bars there too."""
+    (a paper's figure), its metrics as bars there too (real benchmarks: the measured values)."""
     models = {"base": [base_dir]}
     for run in table.runs:
         models[run] = [d for d in run_dirs if Path(d).name.startswith(f"{run}.seed")]
@@ -39,7 +39,6 @@ def paper_table(*, out_dir, name: str, table: PaperTableSettings, base_dir, run_
         df = df[keep]
     write_table(Path(out_dir), name, df, heading(name, table.title), note)
     if png:
-        if not miniature:
-            raise ConfigError(f"config key 'paper_tables.{name}': a figure plots the miniature's metrics; "
-                              "name a table of real benchmarks <paper>_table<N>")
-        save_figure(main_table_figure(df, title=heading(name, table.title)), png)
+        shown = [t for t in tasks if t in df.columns]
+        save_figure(main_table_figure(df, title=heading(name, table.title)) if miniature else
+                    benchmark_table_figure(df, shown, title=heading(name, table.title)), png)
