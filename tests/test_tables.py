@@ -171,3 +171,23 @@ def test_long_rankings_print_the_pairs_of_the_top_group_only():
     shown = df[pairs_with_the_top_group(df)]
     assert (shown["preference set"] == "three").sum() == 3
     assert shown[shown["preference set"] == "seven"]["groups"].tolist() == [f"G1 > G{j}" for j in range(2, 8)]
+
+
+def test_a_real_paper_table_prints_its_own_reported_numbers_and_its_figure(tmp_path):
+    """A paper table's `reported:` replaces the config's `tables.reported` for that table; a
+    real figure target also draws its measured values."""
+    from prefalign.settings import PaperTableSettings, TablesSettings
+    from prefalign.stages.paper_table import paper_table
+
+    base = _eval_dir(tmp_path / "eval" / "base", {"pope": {"pope_accuracy,none": 0.859}}, {})
+    run = _eval_dir(tmp_path / "eval" / "seva_r64.seed1", {"pope": {"pope_accuracy,none": 0.87}}, {})
+    table = PaperTableSettings(title="LoRA rank", runs=["seva_r64"], columns=["pope"],
+                               reported={"paper": "seva_table6", "rows": {"seva_r64": "r=64"}})
+    tables = TablesSettings.from_partial({"bootstrap_samples": 10, "confidence": 0.95,
+                                          "reported": {"paper": "seva", "rows": {"base": "LLaVA-1.5-7B"}}})
+    paper_table(out_dir=tmp_path / "tables", name="seva_figure6", table=table, base_dir=base, run_dirs=[run],
+                labels={"seva_r64": "r=64"}, tables=tables, tasks=["pope"], png=tmp_path / "tables" / "fig.png")
+    md = (tmp_path / "tables" / "seva_figure6.md").read_text()
+    assert "reported: r=64" in md and "86.5" in md and "SeVa Table 6" in md
+    assert "LLaVA-1.5-7B" not in md  # the config-wide mapping does not apply to this table
+    assert (tmp_path / "tables" / "fig.png").stat().st_size > 0
