@@ -276,6 +276,16 @@ def load_config(path) -> dict:
     return validate_config(with_extends(read_yaml(path)))
 
 
+def load_config_unresolved(path) -> dict:
+    """The validated config, for commands that read no model or data file (listing its tables,
+    planning its cost): path variables that are not set stand for themselves."""
+    from unittest import mock
+
+    unset = {k: f"/{k}" for k in ("PREFALIGN_MODELS", "PREFALIGN_DATA") if k not in os.environ}
+    with mock.patch.dict(os.environ, unset):
+        return load_config(path)
+
+
 if __name__ == "__main__":
     # `python -m prefalign.config FILE`: a check before Snakemake, whose own YAML error names no
     # line; `... FILE --results`: the config's results folder (`extends:` followed)

@@ -38,9 +38,9 @@ def listing(config: dict) -> str:
 
 
 if __name__ == "__main__":
-    from .config import ConfigError, load_config
+    from .config import ConfigError, load_config_unresolved
 
     try:
-        print(listing(load_config(sys.argv[1])))
+        print(listing(load_config_unresolved(sys.argv[1])))
     except ConfigError as e:
         sys.exit(str(e))

@@ -23,12 +23,11 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
 import sys
 from dataclasses import asdict, dataclass
-from unittest import mock
 
 from . import shapes
+from .config import load_config_unresolved
 
 # Peak dense bf16 FLOP/s and memory bandwidth (B/s) from the vendors' data sheets; memory GB.
 GPUS = {"a100": (312e12, 2.04e12, 80), "a800": (312e12, 2.04e12, 80), "h100": (989e12, 3.35e12, 80),
@@ -260,15 +259,6 @@ def train_row(m: Model, cfg, run_name, run, records, prompt, seeds) -> Row:
                seconds / 3600 / (gpus * seeds), peak / 1e9, disk / 1e9)
 
 
-def load(path) -> dict:
-    """The validated config; its path variables need not be set (nothing is read)."""
-    from .config import load_config
-
-    unset = {k: f"/{k}" for k in ("PREFALIGN_MODELS", "PREFALIGN_DATA") if k not in os.environ}
-    with mock.patch.dict(os.environ, unset):
-        return load_config(path)
-
-
 def markdown(rows: list[Row], a: Assumptions) -> str:
     gpu = a.gpu.upper()
     lines = [f"| stage | what | jobs | GPUs/job | TFLOP | {gpu}-hours | wall h | peak GB/GPU | disk GB |",
@@ -304,7 +294,7 @@ def main(argv=None) -> None:
     h, w = map(int, args.image.split("x"))
     a = Assumptions(**{**{f: getattr(args, f) for f in asdict(ASSUMPTIONS) if f != "image"}, "image": (h, w)})
     for path in args.configs:
-        cfg = load(path)
+        cfg = load_config_unresolved(path)
         rows = plan_config(cfg, a)
         arch = shapes.architecture_of(cfg["base_model"]["path"])
         if len(args.configs) > 1:

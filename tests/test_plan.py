@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from prefalign import plan, shapes
+from prefalign.config import load_config_unresolved
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = sorted(p.name for p in (ROOT / "configs").glob("*.yaml") if p.name != "miniature_ablations.yaml")
@@ -34,7 +35,7 @@ def test_rules_against_hand_figures(llava):
 
 @pytest.mark.parametrize("name", REAL)
 def test_every_real_config_has_a_plan_with_every_stage(name):
-    cfg = plan.load(ROOT / "configs" / name)
+    cfg = load_config_unresolved(ROOT / "configs" / name)
     rows = plan.plan_config(cfg)
     stages = {r.stage for r in rows}
     assert {"sample_responses", "reference_logps", "train", "evaluate"} <= stages
@@ -45,7 +46,7 @@ def test_every_real_config_has_a_plan_with_every_stage(name):
 
 
 def test_training_scales_with_records_and_fsdp_shards_the_state():
-    cfg = plan.load(ROOT / "configs" / "seva_llava15_7b.yaml")
+    cfg = load_config_unresolved(ROOT / "configs" / "seva_llava15_7b.yaml")
     half = plan.plan_config(cfg, plan.Assumptions(kept=0.5))
     full = plan.plan_config(cfg)
     train = [(h, f) for h, f in zip(half, full) if f.stage == "train"]

@@ -96,6 +96,15 @@ def test_the_miniature_ablations_extend_the_default(tmp_path):
         assert f"tables/{name}.md" in out.stdout, name
 
 
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.stem)
+def test_tables_list_needs_no_path_variables(config):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFALIGN_")}
+    out = subprocess.run([sys.executable, "-m", "prefalign.paper_tables", str(config)], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert all(f"/tables/{name}.md" in out.stdout for name in yaml.safe_load(config.read_text())["paper_tables"])
+
+
 def test_a_reported_section_and_its_rows_must_exist(tmp_path, monkeypatch):
     for key, value in placeholders(tmp_path).items():
         monkeypatch.setenv(key, value)
