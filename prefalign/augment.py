@@ -59,7 +59,7 @@ def add_diffusion_noise(x: torch.Tensor, step: int, seed: int) -> torch.Tensor:
 class AugmentSpec:
     """One augmentation T, as configured under `augmentations.<name>`."""
     name: str
-    kind: str  # diffusion | random_flip | random_resized_crop | autoaugment | moco | none
+    kind: str  # diffusion | random_flip | random_resized_crop | autoaugment | moco | random_mask | none
     step: int | None = None
     space: str = "tensor"  # tensor (SeVa) | pixel (POVID); diffusion only
     params: dict = field(default_factory=dict, hash=False)
@@ -104,6 +104,16 @@ def _torchvision_transform(spec: AugmentSpec, size: tuple[int, int]):
     raise ValueError(f"augmentation '{spec.name}': unknown kind '{spec.kind}'")
 
 
+def random_patch_mask(img: Image.Image, ratio: float, patch: int, seed: int) -> Image.Image:
+    """ConSR's "random masking" (Table 7): each square patch of the grid is blacked out with
+    probability `ratio`, drawn from the item's seed."""
+    x = np.asarray(img.convert("RGB")).copy()
+    h, w = x.shape[:2]
+    drop = torch.rand(-(-h // patch), -(-w // patch), generator=torch.Generator().manual_seed(seed)) < ratio
+    x[drop.repeat_interleave(patch, 0).repeat_interleave(patch, 1)[:h, :w].numpy()] = 0
+    return Image.fromarray(x)
+
+
 def augment_image(img: Image.Image, spec: AugmentSpec, seed: int) -> Image.Image:
     """Apply a pixel-space augmentation; identity for tensor-space noise and 'none'."""
     if spec.kind == "none" or spec.acts_on_tensor:
@@ -112,6 +122,8 @@ def augment_image(img: Image.Image, spec: AugmentSpec, seed: int) -> Image.Image
         x = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0)
         x = add_diffusion_noise(x, spec.step, seed).clamp(0, 1)
         return Image.fromarray((x.numpy() * 255.0).round().astype(np.uint8))
+    if spec.kind == "random_mask":
+        return random_patch_mask(img, spec.params["ratio"], spec.params["patch"], seed)
     torch_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)

@@ -79,6 +79,20 @@ def test_torchvision_augmentations_are_seeded(kind):
         assert a.tobytes() == img.transpose(Image.FLIP_LEFT_RIGHT).tobytes()
 
 
+def test_random_mask_blacks_out_whole_patches_by_seed():
+    import numpy as np
+
+    img = Image.new("RGB", (40, 30), (200, 100, 50))
+    spec = AugmentSpec.from_config("mask", with_defaults("augmentations", {"kind": "random_mask", "patch": 10}))
+    assert spec.params == {"ratio": 0.5, "patch": 10}
+    a = np.asarray(augment_image(img, spec, 3))
+    assert (a == np.asarray(augment_image(img, spec, 3))).all()
+    assert not (a == np.asarray(augment_image(img, spec, 4))).all()
+    dark = (a == 0).all(-1)
+    blocks = dark.reshape(3, 10, 4, 10).transpose(0, 2, 1, 3).reshape(12, 100)
+    assert set(blocks.mean(1)) <= {0.0, 1.0} and 0 < dark.mean() < 1  # whole 10 x 10 patches, some of them
+
+
 def test_bad_step_rejected():
     with pytest.raises(ValueError, match="noise step"):
         noise_coefficients(1000)
