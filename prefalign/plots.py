@@ -77,7 +77,7 @@ OVERLAID = ("loss", "rewards/margins", "rewards/accuracies", "log_ratio_per_toke
             "log_ratio_per_token/rejected")
 
 
-def training_overlay_figure(logs: dict, window_fraction: float = 0.05):
+def training_overlay_figure(logs: dict, window_fraction: float = 0.05, title: str | None = None):
     """Every run's training curves in one panel per metric, over the fraction of its steps
     (runs train on sets of different sizes), smoothed over `window_fraction` of them.
     logs: (label, seed) -> per-step rows (pandas DataFrame); a run's other seeds dashed."""
@@ -101,8 +101,8 @@ def training_overlay_figure(logs: dict, window_fraction: float = 0.05):
         ax.axis("off")
     handles, names = axes[0].get_legend_handles_labels()
     axes[-1].legend(handles, names, fontsize=7, loc="center")
-    fig.suptitle("Training curves of every main run (first seed solid, other seeds dashed; moving average "
-                 f"over {round(100 * window_fraction)}% of each run's steps)", fontsize=9)
+    fig.suptitle(title or "Training curves of every main run (first seed solid, other seeds dashed; moving "
+                 f"average over {round(100 * window_fraction)}% of each run's steps)", fontsize=9)
     fig.tight_layout()
     return fig
 

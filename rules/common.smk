@@ -346,6 +346,10 @@ def eval_dirs(run):
     return [f"{R}/eval/{run}.seed{s}" for s in run_seeds(run)]
 
 
+def train_logs(run):
+    return [f"{R}/seed{s}/train/{run}/log.csv" for s in run_seeds(run)]
+
+
 def split_evaluation():
     return config["evaluation"]["split_tasks"]
 

@@ -27,8 +27,13 @@ rule paper_table:
         "../scripts/paper_table.py"
 
 
-# a paper's figure: the same table, and its metrics as bars with their intervals
+# a paper's figure: the same table, its metrics as bars with their intervals, and its runs'
+# training curves (SeVa's Figure 6 plots the DPO reward margin during training)
 use rule paper_table as paper_figure with:
+    input:
+        base=f"{R}/eval/base",
+        runs=lambda wc: [d for run in config["paper_tables"][wc.table]["runs"] for d in eval_dirs(run)],
+        logs=lambda wc: [log for run in config["paper_tables"][wc.table]["runs"] for log in train_logs(run)],
     output:
         md=f"{R}/tables/{paper_table_wildcard(True)}.md",
         csv=f"{R}/tables/{paper_table_wildcard(True)}.csv",
@@ -39,6 +44,14 @@ use rule paper_table as paper_figure with:
             "figures",
             name="{table}",
             kind="figure",
+        ),
+        training=in_report(
+            f"{R}/tables/{paper_table_wildcard(True)}.training.png",
+            "paper_figure_training",
+            PAPER_TABLES,
+            "figures",
+            name="{table}",
+            kind="training curves",
         ),
     log:
         f"{R}/logs/paper_figure.{{table}}.log",

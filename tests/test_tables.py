@@ -185,9 +185,18 @@ def test_a_real_paper_table_prints_its_own_reported_numbers_and_its_figure(tmp_p
                                reported={"paper": "seva_table6", "rows": {"seva_r64": "r=64"}})
     tables = TablesSettings.from_partial({"bootstrap_samples": 10, "confidence": 0.95,
                                           "reported": {"paper": "seva", "rows": {"base": "LLaVA-1.5-7B"}}})
+    log = tmp_path / "seed1" / "train" / "seva_r64" / "log.csv"
+    log.parent.mkdir(parents=True)
+    log.write_text("step,loss,rewards/margins\n0,0.69,0.0\n1,0.6,0.2\n2,0.5,0.4\n")
     paper_table(out_dir=tmp_path / "tables", name="seva_figure6", table=table, base_dir=base, run_dirs=[run],
-                labels={"seva_r64": "r=64"}, tables=tables, tasks=["pope"], png=tmp_path / "tables" / "fig.png")
+                labels={"seva_r64": "r=64"}, tables=tables, tasks=["pope"], png=tmp_path / "tables" / "fig.png",
+                training=(tmp_path / "tables" / "fig.training.png", [log]))
     md = (tmp_path / "tables" / "seva_figure6.md").read_text()
     assert "reported: r=64" in md and "86.5" in md and "SeVa Table 6" in md
     assert "LLaVA-1.5-7B" not in md  # the config-wide mapping does not apply to this table
     assert (tmp_path / "tables" / "fig.png").stat().st_size > 0
+    from prefalign.stages.paper_table import run_logs
+
+    logs = run_logs([log], {"seva_r64": "r=64"})  # what the training curves are drawn from
+    assert list(logs) == [("r=64", 1)] and list(logs[("r=64", 1)]["rewards/margins"]) == [0.0, 0.2, 0.4]
+    assert (tmp_path / "tables" / "fig.training.png").stat().st_size > 0

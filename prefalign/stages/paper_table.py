@@ -7,16 +7,17 @@ from pathlib import Path
 from ..config import ConfigError
 from ..evaluation import is_miniature
 from ..paper_tables import heading
-from ..plots import benchmark_table_figure, main_table_figure, save_figure
+from ..plots import benchmark_table_figure, main_table_figure, save_figure, training_overlay_figure
 from ..settings import PaperTableSettings, TablesSettings
 from ..tables import benchmark_table, main_table, write_table
 from .tables import interval_note
 
 
 def paper_table(*, out_dir, name: str, table: PaperTableSettings, base_dir, run_dirs: list, labels: dict[str, str],
-                tables: TablesSettings, tasks: list[str], png=None) -> None:
+                tables: TablesSettings, tasks: list[str], png=None, training=(None, ())) -> None:
     """`run_dirs`: the evaluation folders (`<run>.seed<seed>`) of the table's runs; with `png`
-    (a paper's figure), its metrics as bars there too (real benchmarks: the measured values)."""
+    (a paper's figure), its metrics as bars there too (real benchmarks: the measured values);
+    `training`: (png, the runs' `seed<s>/train/<run>/log.csv` files), their curves overlaid."""
     models = {"base": [base_dir]}
     for run in table.runs:
         models[run] = [d for d in run_dirs if Path(d).name.startswith(f"{run}.seed")]
@@ -42,3 +43,18 @@ def paper_table(*, out_dir, name: str, table: PaperTableSettings, base_dir, run_
         shown = [t for t in tasks if t in df.columns]
         save_figure(main_table_figure(df, title=heading(name, table.title)) if miniature else
                     benchmark_table_figure(df, shown, title=heading(name, table.title)), png)
+    training_png, logs = training
+    if training_png:
+        save_figure(training_overlay_figure(run_logs(logs, labels), title=f"{heading(name, table.title)}: training "
+                                            "curves (first seed solid, other seeds dashed)"), training_png)
+
+
+def run_logs(paths, labels: dict[str, str]) -> dict:
+    """(label, seed) -> the training log of `<results>/seed<seed>/train/<run>/log.csv`."""
+    import pandas as pd
+
+    logs = {}
+    for path in map(Path, paths):
+        run, seed = path.parent.name, int(path.parent.parent.parent.name.removeprefix("seed"))
+        logs[(labels.get(run, run), seed)] = pd.read_csv(path)
+    return logs
