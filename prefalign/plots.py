@@ -127,44 +127,46 @@ def competence_figure(df):
     return fig
 
 
+def bar_panels(names: list[str], panels: list[tuple], title: str | None = None):
+    """One panel per (heading, values, errors or None), one coloured bar per name in each."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.2), squeeze=False)
+    for ax, (heading, y, err) in zip(axes[0], panels):
+        ax.bar(range(len(y)), y, yerr=err, capsize=3, color=[f"C{i}" for i in range(len(y))])
+        ax.set_xticks(range(len(y)), names, rotation=30, ha="right", fontsize=7)
+        ax.set_title(heading, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def main_table_figure(df, title: str | None = None):
     """The main table's metrics as bars with their intervals, one panel per metric."""
     import numpy as np
 
     from .metrics import METRICS
 
-    plt = pyplot()
-    labels = [m.column for m in METRICS if m.column in df.columns]
-    fig, axes = plt.subplots(1, len(labels), figsize=(2.6 * len(labels), 3.2))
-    for ax, lab in zip(np.atleast_1d(axes), labels):
+    panels = []
+    for lab in [m.column for m in METRICS if m.column in df.columns]:
         y = df[lab].to_numpy() * 100
-        err = np.vstack([y - df[lab + " low"].to_numpy() * 100, df[lab + " high"].to_numpy() * 100 - y])
-        ax.bar(range(len(df)), y, yerr=err, capsize=3, color=[f"C{i}" for i in range(len(df))])
-        ax.set_xticks(range(len(df)), df["model"], rotation=30, ha="right", fontsize=7)
-        ax.set_title(lab, fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+        panels.append((lab, y, np.vstack([y - df[lab + " low"].to_numpy() * 100,
+                                          df[lab + " high"].to_numpy() * 100 - y])))
+    return bar_panels(list(df["model"]), panels, title)
 
 
 def benchmark_table_figure(df, tasks: list[str], title: str | None = None):
     """A real benchmark table's measured rows (not the paper's reported ones) as bars, one
-    panel per benchmark; a cell that holds no number (a skipped GPT-judged task) is left out."""
-    import numpy as np
-
-    plt = pyplot()
+    panel per benchmark; a cell that holds no number (a skipped GPT-judged task) has no bar."""
     measured = df[~df["model"].str.startswith("  ")]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(2.6 * len(tasks), 3.2), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        y = np.array([float(v) if str(v).replace(".", "", 1).lstrip("-").isdigit() else np.nan for v in measured[task]])
-        ax.bar(range(len(y)), np.nan_to_num(y), color=[f"C{i}" for i in range(len(y))])
-        ax.set_xticks(range(len(y)), measured["model"], rotation=30, ha="right", fontsize=7)
-        ax.set_title(task, fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+
+    def number(cell):
+        try:
+            return float(cell)
+        except ValueError:
+            return float("nan")
+
+    return bar_panels(list(measured["model"]), [(t, [number(v) for v in measured[t]], None) for t in tasks], title)
 
 
 def label_accuracy_vs_gain_figure(points, correlations, labels: dict[str, str]):
