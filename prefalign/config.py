@@ -67,7 +67,7 @@ def validate_config(cfg: dict) -> dict:
                               "which only the miniature world's pool has")
     for name, c in cfg["consr_prompts"].items():
         for field, fields in (("revision_template", ("{description}", "{question}", "{response}")),
-                              ("context_template", ("{description}", "{prompt}"))):
+                              ("context_template", ("{prompt}",))):  # a fixed text may stand for the description
             missing = [f for f in fields if f not in c[field]]
             if missing:
                 raise ConfigError(f"config key 'consr_prompts.{name}.{field}': lacks {', '.join(missing)}")

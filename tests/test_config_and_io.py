@@ -90,7 +90,7 @@ def test_the_default_consr_prompts_are_the_ones_the_world_teaches(cfg):
     (lambda c: c["preference_sets"]["consr"].update(**{"lambda": 1.5}), "preference_sets.consr.lambda"),
     (lambda c: c["preference_sets"]["consr_sampled"].update(selection="noise_pair"),
      "preference_sets.consr_sampled.selection"),
-    (lambda c: c["consr_prompts"]["world"].update(context_template="{prompt}"), "consr_prompts.world.context_template"),
+    (lambda c: c["consr_prompts"]["world"].update(context_template="{description} only"), "consr_prompts.world.context_template"),
     (lambda c: c["objectives"]["consr"].pop("clip"), "objectives.consr.clip"),
     (lambda c: c["augmentations"].update(revised={"kind": "random_flip"}), "augmentations.revised"),
     (lambda c: c["preference_sets"]["aspo"].update(clip="nope"), "preference_sets.aspo.clip"),
