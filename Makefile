@@ -100,12 +100,12 @@ plans: venv
 	  $(PY) -m prefalign.plan $(REAL_CONFIGS); echo; \
 	  echo "## Against the papers' reported costs"; echo; \
 	  echo "SeVa (Sec. 4.1, Table 3): LLaVA-1.5-7B trained for about 0.7 h on 8 A800 on the 16k prompts, of which about half are kept (the config repeats the pairs twice, as SeVa's code does):"; echo; \
-	  echo '```'; echo "python -m prefalign.plan configs/seva_llava15_7b.yaml --gpu a800 --kept 0.5 --train-hours 0.7"; \
-	  $(PY) -m prefalign.plan configs/seva_llava15_7b.yaml --gpu a800 --kept 0.5 --train-hours 0.7 | grep implies; echo '```'; echo; \
-	  echo "ConSR (Sec. 4.1): the whole training process 5 h (Qwen2.5-VL-7B) and 7 h (LLaVA-OV-7B) on one A100; its training stage alone:"; echo; \
+	  echo '```'; echo "python -m prefalign.plan configs/seva_llava15_7b.yaml --gpu a800 --kept 0.5 --train-hours seva_n800=0.7"; \
+	  $(PY) -m prefalign.plan configs/seva_llava15_7b.yaml --gpu a800 --kept 0.5 --train-hours seva_n800=0.7 | grep implies; echo '```'; echo; \
+	  echo "ConSR (Sec. 4.1): the entire training process 5 h (Qwen2.5-VL-7B) and 7 h (LLaVA-OV-7B) on one A100; read as the training stage's time they imply (a lower bound: the process holds more than training):"; echo; \
 	  echo '```'; for c in consr_qwen2_5_vl_7b:5 consr_ov_7b:7; do \
-	    echo "python -m prefalign.plan configs/$${c%:*}.yaml --train-hours $${c#*:}"; \
-	    $(PY) -m prefalign.plan configs/$${c%:*}.yaml --train-hours $${c#*:} | grep implies; done; echo '```'; \
+	    echo "python -m prefalign.plan configs/$${c%:*}.yaml --train-hours consr=$${c#*:}"; \
+	    $(PY) -m prefalign.plan configs/$${c%:*}.yaml --train-hours consr=$${c#*:} | grep implies; done; echo '```'; \
 	} > docs/plan.md
 
 # On a machine with a CUDA GPU, with only torch and transformers installed (no venv, no network):

@@ -280,8 +280,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("configs", nargs="+", help="real configs (base_model.kind: pretrained); several: a section each")
     ap.add_argument("--csv", help="also write the rows here (one config)")
-    ap.add_argument("--train-hours", type=float, help="a reported wall time of each training run: prints the "
-                    "share of peak FLOP/s it implies under these rules")
+    ap.add_argument("--train-hours", metavar="RUN=HOURS", help="a reported wall time of a training run: "
+                    "prints the share of peak FLOP/s it implies under these rules")
     for field, default in asdict(ASSUMPTIONS).items():
         if field == "image":
             ap.add_argument("--image", default="480x640", help="image height x width (default 480x640)")
@@ -302,11 +302,13 @@ def main(argv=None) -> None:
         print(f"{path}: {arch.hf_id}, {shapes.image_tokens(arch, h, w)} image tokens per {h} x {w} image\n")
         print(markdown(rows, a) + "\n")
         if args.train_hours:
-            for r in rows:
-                if r.stage == "train":
-                    mfu = r.tflop * 1e12 / (args.train_hours * 3600 * r.gpus_per_job * r.jobs * GPUS[a.gpu][0])
-                    print(f"{r.what}: {args.train_hours} h on {r.gpus_per_job} {a.gpu.upper()} implies "
-                          f"{100 * mfu:.1f}% of peak FLOP/s (assumed: {100 * a.mfu:.0f}%)\n")
+            run, hours = args.train_hours.split("=")
+            r = next((r for r in rows if r.stage == "train" and r.what.split(" ")[0] == run), None)
+            if r is None:
+                ap.error(f"--train-hours: no run '{run}' in {path}")
+            mfu = r.tflop * 1e12 / (float(hours) * 3600 * r.gpus_per_job * r.jobs * GPUS[a.gpu][0])
+            print(f"{r.what}: {hours} h on {r.gpus_per_job} {a.gpu.upper()} implies {100 * mfu:.1f}% of peak "
+                  f"FLOP/s (assumed: {100 * a.mfu:.0f}%)\n")
         if args.csv:
             with open(args.csv, "w", newline="") as f:
                 out = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))

@@ -62,8 +62,10 @@ def test_training_scales_with_records_and_fsdp_shards_the_state():
 
 def test_command_prints_the_table_and_writes_csv(tmp_path):
     command = Path(sys.executable).parent / "prefalign"  # the console script `make venv` installs
-    out = subprocess.run([command, "plan", "configs/seva_llava15_7b.yaml", "--gpu", "a800",
-                          "--csv", str(tmp_path / "plan.csv")], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run([command, "plan", "configs/seva_llava15_7b.yaml", "--gpu", "a800", "--train-hours",
+                          "seva_n800=0.7", "--csv", str(tmp_path / "plan.csv")], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    assert "seva_n800 (32000 records x 1 seed): 0.7 h on 8 A800 implies" in out.stdout
     assert "| train | seva_n800" in out.stdout and "A800-hours" in out.stdout and "576 image tokens" in out.stdout
     rows = list(csv.DictReader(open(tmp_path / "plan.csv")))
     assert {r["stage"] for r in rows} >= {"train", "evaluate"} and float(rows[0]["gpu_hours"]) > 0
