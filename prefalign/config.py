@@ -112,11 +112,17 @@ def validate_config(cfg: dict) -> dict:
     return cfg
 
 
+@functools.cache
+def reported_sections() -> dict:
+    """prefalign/reported.yaml: the papers' printed numbers, a section per table (read once)."""
+    return yaml.safe_load((Path(__file__).parent / "reported.yaml").read_text())
+
+
 def check_reported(rep: dict | None, key: str, runs) -> None:
     """`rep` names a section of reported.yaml, and maps base or one of `runs` to its rows."""
     if not rep:
         return
-    sections = yaml.safe_load((Path(__file__).parent / "reported.yaml").read_text())
+    sections = reported_sections()
     if rep["paper"] not in sections:
         raise ConfigError(f"config key '{key}.paper': '{rep['paper']}' is not a section of prefalign/reported.yaml "
                           f"({sorted(sections)})")

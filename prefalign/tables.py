@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from .io import read_json, read_jsonl
 from .metrics import METRICS, mean_of, ratio
@@ -259,13 +258,11 @@ def benchmark_table(models: dict[str, list[str]], labels: dict[str, str], tasks:
                     reported: dict | None = None) -> tuple[pd.DataFrame, str]:
     """The papers' benchmarks per model (mean over seeds), with the paper's reported row and
     the difference beside every mapped row. Returns the table and its note."""
+    from .config import reported_sections
     from .evaluation import benchmark_info
 
     info = benchmark_info()
-    paper = {}
-    if reported:
-        data = yaml.safe_load((Path(__file__).parent / "reported.yaml").read_text())[reported["paper"]]
-        paper = data
+    paper = reported_sections()[reported["paper"]] if reported else {}
     rows = []
     for name, dirs in models.items():
         row, values = {"model": labels.get(name, name), "seeds": len(dirs)}, {}

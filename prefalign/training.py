@@ -24,7 +24,6 @@ from .shapes import LLM_LINEAR_TARGETS  # the vision tower and projector stay fr
 log = logging.getLogger(__name__)
 
 
-
 def add_lora(model, lora_cfg: LoraSettings):
     from peft import LoraConfig, get_peft_model
 
