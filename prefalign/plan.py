@@ -82,13 +82,14 @@ class Model:
         self.body = counts["language"] - self.head * (1 if t.tied else 2)
         self.vision = counts["vision"] + counts["projector"]
         self.total = counts["total"]
+        self.lora_per_rank = counts["lora_per_rank"]
         self.image_tokens = shapes.image_tokens(arch, *a.image)
         self.patches = shapes.vision_positions(arch, *a.image)
         self.kv_per_token = 2 * t.layers * t.kv_heads * (t.hidden // t.heads) * 2
-        self.peak, self.bandwidth, self.gpu_gb = GPUS[a.gpu]
+        self.peak, self.bandwidth, _ = GPUS[a.gpu]
 
     def lora(self, r: int) -> int:
-        return shapes.parameter_counts(self.arch, lora_r=r)["lora"]
+        return r * self.lora_per_rank
 
     def forward(self, new: float, context: float, logits: float) -> float:
         """FLOPs of `new` tokens that attend to `context` earlier tokens on average."""
@@ -151,6 +152,13 @@ class Model:
         return state + self.activations(tokens) + self.logits_bytes(micro * responses * length)
 
 
+def scored_shape(cfg: dict, p: dict, a: Assumptions) -> tuple[int, int]:
+    """(responses scored per record, their mean length) of preference set `p`: SMPRO's groups,
+    a pair for every other method."""
+    responses = sum(g["per_view"] for g in p["groups"]) if p["method"] == "smpro" else 2
+    return responses, min(a.response_tokens, cfg["generation"][p["generation"]]["max_new_tokens"])
+
+
 def generation_row(m: Model, stage, what, *, sequences, prompt, new, max_new, batch, jobs=1) -> Row:
     """`sequences` generated of mean length `new` after `prompt` tokens, `batch` at a time."""
     flops, seconds = m.generation(sequences, prompt, new, batch)
@@ -207,8 +215,7 @@ def plan_config(cfg: dict, a: Assumptions = ASSUMPTIONS) -> list[Row]:
     for name, p in cfg["preference_sets"].items():
         n = cfg["prompt_sets"][p["prompts"]]["n"]
         records[name] = int(n * a.kept)
-        responses = sum(g["per_view"] for g in p["groups"]) if p["method"] == "smpro" else 2
-        length = min(a.response_tokens, cfg["generation"][p["generation"]]["max_new_tokens"])
+        responses, length = scored_shape(cfg, p, a)
         if p["method"] == "consr":
             k = p["candidates"]
             described.add((p["prompts"], p["consr_prompts"]))
@@ -245,9 +252,7 @@ def plan_config(cfg: dict, a: Assumptions = ASSUMPTIONS) -> list[Row]:
 
 def train_row(m: Model, cfg, run_name, run, records, prompt, seeds) -> Row:
     tr = cfg["training"][run["training"]]
-    pref = cfg["preference_sets"][run["preferences"]]
-    responses = sum(g["per_view"] for g in pref["groups"]) if pref["method"] == "smpro" else 2
-    length = min(m.a.response_tokens, cfg["generation"][pref["generation"]]["max_new_tokens"])
+    responses, length = scored_shape(cfg, cfg["preference_sets"][run["preferences"]], m.a)
     lora = m.lora(tr["lora"]["r"])
     passes = records * tr.get("repeat", 1) * tr["epochs"]
     flops = seeds * m.train_step(passes, prompt, responses, length, lora)

@@ -268,7 +268,7 @@ def build_model(arch: Architecture, ids: dict | None = None, seed: int = 0, dtyp
 def parameter_counts(arch: Architecture, lora_r: int = 0, lora_targets: str | None = None) -> dict:
     """Parameters of the real class at this shape, counted on the meta device (nothing is
     allocated): vision tower, projector, language model, and LoRA weights of rank `lora_r`
-    on the language model's linear layers (the training stage's targets)."""
+    (and per unit of rank) on the language model's linear layers (the training stage's targets)."""
     import re
 
     import torch
@@ -281,7 +281,9 @@ def parameter_counts(arch: Architecture, lora_r: int = 0, lora_targets: str | No
                 "projector" if "projector" in name or "merger" in name or "image_newline" in name else "language")
         counts[part] += p.numel()
     pattern = re.compile(lora_targets or LLM_LINEAR_TARGETS)
-    counts["lora"] = sum(lora_r * (m.in_features + m.out_features) for name, m in model.named_modules()
-                         if isinstance(m, torch.nn.Linear) and pattern.fullmatch(name)) if lora_r else 0
+    # a rank-r adapter on a d_in x d_out layer: r x (d_in + d_out) weights
+    counts["lora_per_rank"] = sum(m.in_features + m.out_features for name, m in model.named_modules()
+                                  if isinstance(m, torch.nn.Linear) and pattern.fullmatch(name))
+    counts["lora"] = lora_r * counts["lora_per_rank"]
     counts["total"] = counts["vision"] + counts["projector"] + counts["language"]
     return counts
