@@ -350,6 +350,10 @@ def train_logs(run):
     return [f"{R}/seed{s}/train/{run}/log.csv" for s in run_seeds(run)]
 
 
+def paper_table_runs(wildcards):
+    return config["paper_tables"][wildcards.table]["runs"]
+
+
 def split_evaluation():
     return config["evaluation"]["split_tasks"]
 

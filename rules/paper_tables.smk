@@ -2,7 +2,7 @@ rule paper_table:
     """One paper's table or figure (`paper_tables:`): the base model and exactly its runs."""
     input:
         base=f"{R}/eval/base",
-        runs=lambda wc: [d for run in config["paper_tables"][wc.table]["runs"] for d in eval_dirs(run)],
+        runs=lambda wc: [d for run in paper_table_runs(wc) for d in eval_dirs(run)],
     output:
         md=f"{R}/tables/{paper_table_wildcard(False)}.md",
         csv=f"{R}/tables/{paper_table_wildcard(False)}.csv",
@@ -15,12 +15,12 @@ rule paper_table:
         "../envs/prefalign.yaml"
     params:
         table=lambda wc: canonical(config["paper_tables"][wc.table]),
-        labels=lambda wc: {run: config["runs"][run]["label"] for run in config["paper_tables"][wc.table]["runs"]},
+        labels=lambda wc: {run: config["runs"][run]["label"] for run in paper_table_runs(wc)},
         tables=canonical(config["tables"]),
         tasks=config["evaluation"]["tasks"],
         upstream=lambda wc: upstream(
             config,
-            *[("runs", run) for run in config["paper_tables"][wc.table]["runs"]],
+            *[("runs", run) for run in paper_table_runs(wc)],
             globals=(*GLOBAL_SETTINGS, "evaluation"),
         ),
     script:
@@ -32,8 +32,8 @@ rule paper_table:
 use rule paper_table as paper_figure with:
     input:
         base=f"{R}/eval/base",
-        runs=lambda wc: [d for run in config["paper_tables"][wc.table]["runs"] for d in eval_dirs(run)],
-        logs=lambda wc: [log for run in config["paper_tables"][wc.table]["runs"] for log in train_logs(run)],
+        runs=lambda wc: [d for run in paper_table_runs(wc) for d in eval_dirs(run)],
+        logs=lambda wc: [log for run in paper_table_runs(wc) for log in train_logs(run)],
     output:
         md=f"{R}/tables/{paper_table_wildcard(True)}.md",
         csv=f"{R}/tables/{paper_table_wildcard(True)}.csv",

@@ -3,7 +3,7 @@ rule report_pages:
     base model's competence and a gallery of answers (the miniature)."""
     input:
         tables=report_tables(),
-        logs=[f"{R}/seed{s}/train/{run}/log.csv" for run, s in report_runs()],
+        logs=[log for run in main_runs() for log in train_logs(run)],
         evaluations=[f"{R}/eval/{m}" for m in gallery_models()],
         competence=([f"{R}/base_model/competence.csv"] if config["base_model"]["kind"] == "tiny_llava" else []),
         world=world_inputs(),
