@@ -110,8 +110,8 @@ plans: venv
 
 # On a machine with a CUDA GPU, with only torch and transformers installed (no venv, no network):
 # the four base models at their real shapes in bf16, sampling, scoring and training steps of each
-# objective, measured beside the planner's estimates (benchmarks/gpu_check.py; sized for a few
-# minutes on one GPU, not yet run on one).
+# objective, measured beside the planner's estimates (benchmarks/gpu_check.py; about 40 s a model
+# on an H200, docs/gpu_check.md).
 # GPU_CHECK_FLAGS="--size tiny" runs the reduced shapes anywhere (the CPU test).
 gpu-check:
 	$(PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_FLAGS)

@@ -9,14 +9,18 @@ Rules (stated in `ASSUMPTIONS` and printed with the table):
   2 x layers x hidden x context per token; a LoRA training step = 2 x forward (forward and
   the gradient through the frozen weights) + 6 x LoRA parameters x tokens; the vision tower
   is frozen (forward only). With full training this is the usual 6 x parameters x tokens.
-- generation: prefill is compute-bound; each decoding step of a batch takes the longer of
-  reading the weights and KV cache from memory and its FLOPs.
+- generation: prefill is compute-bound; each decoding step of a batch takes the longest of
+  reading the weights and KV cache from memory, its FLOPs, and a fixed floor per step (the
+  launch-bound cost of transformers' generate, measured).
 - memory: weights in the config's dtype; LoRA weights, gradients and AdamW moments in
   float32 (16 bytes per LoRA parameter); stored activations 2 x (6 x hidden + 3 x
   intermediate) bytes per token and layer (the inputs of the attention and MLP matmuls and
-  norms, bf16; attention itself memory-efficient); float32 logits and their log-softmax for
-  the scored tokens; KV cache 2 x layers x kv heads x head width x 2 bytes per token. FSDP
-  (`processes` > 1 with `fsdp`) divides weights and LoRA state by the processes.
+  norms, bf16; attention itself memory-efficient), in training also the float32 copy of each
+  LoRA layer's input that peft keeps, 4 x (6 x hidden + intermediate), and the responses'
+  masked attention probabilities, 4 bytes per head, layer, query and key; float32 logits and
+  their log-softmax for the scored tokens; KV cache 2 x layers x kv heads x head width x 2
+  bytes per token. FSDP (`processes` > 1 with `fsdp`) divides weights and LoRA state by the
+  processes.
 """
 from __future__ import annotations
 
@@ -43,8 +47,13 @@ class Assumptions:
     response_tokens: int = 128  # mean generated length (max_new_tokens bounds memory only)
     answer_tokens: int = 16  # mean answer length on a benchmark
     kept: float = 1.0  # share of prompts that yield a preference record (SeVa keeps about half)
-    mfu: float = 0.4  # achieved share of peak FLOP/s in compute-bound passes
+    # achieved share of peak FLOP/s in compute-bound passes: LoRA steps at the real configs'
+    # micro-batches measured 3-18% on an H200 (docs/gpu_check.md); the papers' hours imply 4-12%
+    mfu: float = 0.1
     bandwidth_share: float = 0.7  # achieved share of peak memory bandwidth while decoding
+    # the least a decoding step takes, whatever the batch: transformers' generate measured 62-91 ms
+    # a step at batch 2-16 for every model on an H200 (docs/gpu_check.md), launch-bound
+    decode_step_s: float = 0.07
 
 
 ASSUMPTIONS = Assumptions()
@@ -106,11 +115,25 @@ class Model:
         """A batch decoding `steps` tokens per sequence after `context` tokens."""
         flops = self.forward(batch, context + steps / 2, batch)
         reads = self.total * self.bytes + batch * (context + steps / 2) * self.kv_per_token
-        return steps * max(flops / (self.peak * self.a.mfu), reads / (self.bandwidth * self.a.bandwidth_share))
+        return steps * max(flops / (self.peak * self.a.mfu), reads / (self.bandwidth * self.a.bandwidth_share),
+                           self.a.decode_step_s)
 
     def activations(self, tokens: float) -> float:
         t = self.arch.text
         return 2 * (6 * t.hidden + 3 * t.intermediate) * t.layers * tokens
+
+    def lora_inputs(self, tokens: float) -> float:
+        """peft casts each adapted layer's input to its float32 weights and keeps that copy for
+        the backward pass: q, k, v, o, gate and up read the hidden width, down the intermediate."""
+        t = self.arch.text
+        return 4 * (6 * t.hidden + t.intermediate) * t.layers * tokens
+
+    def response_attention(self, queries: float, keys: float) -> float:
+        """The responses' attention over the shared prefix and themselves is masked, and its
+        probabilities are kept for the backward pass: about 4 bytes per head, layer, query and
+        key (measured on an H200, docs/gpu_check.md; the prefix's own causal attention is not)."""
+        t = self.arch.text
+        return 4 * t.heads * t.layers * queries * keys
 
     def logits_bytes(self, tokens: float) -> float:
         return tokens * self.arch.text.vocab * (2 + 4 + 4)
@@ -149,7 +172,9 @@ class Model:
     def train_peak(self, micro: int, prompt: float, responses: int, length: float, lora: int, shards: int = 1) -> float:
         state = (self.total * self.bytes + 16 * lora) / shards
         tokens = micro * (prompt + responses * length)
-        return state + self.activations(tokens) + self.logits_bytes(micro * responses * length)
+        stored = self.activations(tokens) + self.lora_inputs(tokens) \
+            + self.response_attention(micro * responses * length, prompt + length)
+        return state + stored + self.logits_bytes(micro * responses * length)
 
 
 def scored_shape(cfg: dict, p: dict, a: Assumptions) -> tuple[int, int]:
