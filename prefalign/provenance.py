@@ -88,7 +88,7 @@ def run_order(config: dict) -> list[str]:
     def key(run):
         r = config["runs"][run]
         p = config["preference_sets"][r["preferences"]]
-        if p["method"] == "oracle":
+        if p["method"] == "oracle" and p["labels"] in labels:  # `truth` is labelled data, not a control
             return 0, labels.index(p["labels"]), r["preferences"], run
         return 1, r["preferences"], r["objective"] != "dpo", run
     return sorted(config["runs"], key=key)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from . import distributed, reference
 from .checkpoint import Checkpoints, fault_if_injected
 from .methods.records import Objective
+from .methods.sft import chosen_nll
 from .model import group_scoring_batch, shared_prefix_token_logps
 from .settings import LoraSettings, ObjectiveSettings, TrainingSettings
 from .shapes import LLM_LINEAR_TARGETS  # the vision tower and projector stay frozen
@@ -108,11 +109,6 @@ def pair_metrics(scored: dict, beta: float | None) -> dict:
         out[f"log_ratio_per_token/{name}"] = ((policy - ref) / tokens).mean().item()
     margins = rewards["chosen"] - rewards["rejected"]
     return {**out, "rewards/margins": margins.mean().item(), "rewards/accuracies": (margins > 0).float().mean().item()}
-
-
-def chosen_nll(scored: dict) -> torch.Tensor:
-    """Mean over items of the chosen response's (the top group's first) mean token NLL."""
-    return -(scored["policy"][:, 0] / scored["token_mask"][:, 0].sum(-1).clamp(min=1)).mean()
 
 
 def accumulate(model, processor, items, load_image, objective: Objective, objective_cfg: ObjectiveSettings,

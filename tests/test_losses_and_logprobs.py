@@ -97,6 +97,7 @@ def test_chosen_nll_anchor_adds_the_chosen_mean_token_nll_to_any_objective():
     import torch
 
     from prefalign.methods import objective
+    from prefalign.settings import ObjectiveSettings
     from prefalign.training import chosen_nll
 
     policy = torch.tensor([[-2.0, -5.0], [-6.0, -1.0]])
@@ -105,6 +106,12 @@ def test_chosen_nll_anchor_adds_the_chosen_mean_token_nll_to_any_objective():
     mask[1, 0, :3] = 1
     scored = {"policy": policy, "token_mask": mask}
     assert chosen_nll(scored).item() == pytest.approx((2.0 / 2 + 6.0 / 3) / 2)
+    # the sft objective (SeVa's Table 3 baseline) is that term alone: the rejected response's
+    # log-probs do not enter it
+    sft_loss, metrics = objective("sft").loss(scored, ObjectiveSettings(loss="sft"))
+    assert sft_loss.item() == pytest.approx(1.5) and metrics["nll"] == pytest.approx(1.5)
+    assert objective("sft").loss({**scored, "policy": policy * torch.tensor([1.0, 9.0])},
+                                 ObjectiveSettings(loss="sft"))[0].item() == pytest.approx(1.5)
     assert objective("dpo").select({"groups": [[{"text": "a"}], [{"text": "b"}]]})[0][0]["text"] == "a"
 
 

@@ -45,3 +45,34 @@ def test_malformed_record_names_field():
                         "prefs.jsonl", 3)
     with pytest.raises(RecordError, match=r"field 'question': missing"):
         validate_record({"id": "x", "image": "i", "groups": []}, "prefs.jsonl", 1)
+
+
+def test_oracle_truth_labels_give_every_prompt_its_ground_truth_answer(tmp_path):
+    """`labels: truth` (labelled data for continual SFT): one record per prompt, the true answer
+    chosen against the first sample, all-correct prompts kept; the controls drop those."""
+    import json
+
+    from prefalign.methods import oracle
+
+    scene = {"objects": []}
+    answers = {"p1": {"family": "colour", "answer": "red", "scene": scene},
+                "p2": {"family": "colour", "answer": "blue", "scene": scene}}
+    (tmp_path / "answers.json").write_text(json.dumps(answers))
+    prompts = [{"id": p, "image": f"images/{p}.png", "question": "what colour is the ball?"} for p in answers]
+    samples = {"p1": {"responses": [{"text": "green"}, {"text": "red"}]},
+               "p2": {"responses": [{"text": "blue"}, {"text": "blue"}]}}
+    resources = {"answers": tmp_path / "answers.json", "seed": 1}
+
+    def built(labels):
+        cfg = PreferenceSetSettings(method="oracle", prompts="p", generation="sample5", labels=labels)
+        return oracle.build(prompts, {("clean", "sample5"): samples}, cfg, resources)
+
+    records, stats = built("truth")
+    assert [(r["groups"][0][0]["text"], r["groups"][1][0]["text"]) for r in records] == [("red", "green"),
+                                                                                      ("blue", "blue")]
+    assert all(r["groups"][0][0]["source"] == "ground_truth" and r["extras"]["reads_ground_truth"] for r in records)
+    assert stats["kept"] == 2 and stats["chosen_from_ground_truth"] == 2
+    records, stats = built("correct")  # the control: p2's samples are all correct, so no pair
+    assert [(r["id"], r["groups"][0][0]["text"], r["groups"][1][0]["text"]) for r in records] == [("p1", "red",
+                                                                                                  "green")]
+    assert stats["rejected"] == {"all_correct": 1}

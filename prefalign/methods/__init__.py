@@ -8,10 +8,11 @@ pure loss function with the ranked groups of a record it scores. Adding a paper 
 one new module plus config.
 """
 from ..settings import PreferenceSetSettings
-from . import aspo, consr, dpo, oracle, seva, smpro
+from . import aspo, consr, dpo, oracle, seva, sft, smpro
 
 METHODS = {m.NAME: m for m in (seva, smpro, aspo, consr, oracle)}
-OBJECTIVES = {"dpo": dpo.OBJECTIVE, "mgp": smpro.OBJECTIVE, "aspo": aspo.OBJECTIVE, "consr": consr.OBJECTIVE}
+OBJECTIVES = {"dpo": dpo.OBJECTIVE, "mgp": smpro.OBJECTIVE, "aspo": aspo.OBJECTIVE, "consr": consr.OBJECTIVE,
+              "sft": sft.OBJECTIVE}
 
 
 def method(name: str):

@@ -9,7 +9,9 @@ clean image (on-policy), per prompt:
                a prompt whose samples are all correct gives no pair (rejected as `all_correct`)
 `labels` turns the pair into the control: `correct` (the positive control, `oracle`),
 `reversed` (the same pairs swapped, the negative control) or `random` (the same pairs,
-swapped by a coin seeded with the run's seed and the prompt id).
+swapped by a coin seeded with the run's seed and the prompt id). `truth` is labelled data,
+not a control: every prompt's ground-truth answer as chosen, against its first sample (for
+the `sft` objective, which reads the chosen response only: SeVa's continual-SFT baseline).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from ..settings import PreferenceSetSettings
 from .records import make_record
 
 NAME = "oracle"
-LABELS = ("correct", "reversed", "random")
+LABELS = ("correct", "reversed", "random", "truth")
 
 
 def needs(pref_cfg: PreferenceSetSettings) -> list[tuple[str, str]]:
@@ -66,6 +68,12 @@ def build(prompts, responses, pref_cfg: PreferenceSetSettings, resources):
         truth = answers.get(p["id"].split("#")[0])
         if truth is None:
             raise RecordError(answers_path, p["id"], "id", "no ground truth for this prompt")
+        if labels == "truth":
+            first = samples[p["id"]]["responses"][0]
+            pair = [[{"text": truth["answer"], "source": "ground_truth"}], [{**first, "source": "clean", "sample": 0}]]
+            records.append(make_record(p, pair, method=NAME, labels=labels, reads_ground_truth=True, swapped=False))
+            from_truth += 1
+            continue
         pair, chosen_from_truth = oracle_pair(p, samples[p["id"]]["responses"], truth)
         if pair is None:
             all_correct += 1
