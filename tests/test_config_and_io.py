@@ -285,11 +285,16 @@ def test_seva_text_ocr_selection_from_a_665k_format_file(tmp_path):
         recs.append({"id": str(k), "image": f"{folder}/{k}.jpg", "conversations": conv})
     (tmp_path / "mix665k.json").write_text(json.dumps(recs))
     source = {"format": "llava_json", "path": str(tmp_path / "mix665k.json"), "image_root": str(tmp_path),
-              "image_prefixes": ["textvqa/", "ocr_vqa/"], "questions_per_image": 2, "strip_suffixes": [suffix]}
+              "image_prefixes": ["textvqa/", "ocr_vqa/"], "questions_per_image": 2, "strip_suffixes": [suffix],
+              "question_prefixes": []}
     sample_prompts(out_path=tmp_path / "p.jsonl", prompt_set=prompt_set(source, 6), seed=0, world_dir=None)
     prompts = read_prompts(tmp_path / "p.jsonl")
     assert sorted(p["id"] for p in prompts) == ["0#0", "0#1", "1#0", "1#1", "3#0", "3#1"]
     assert all(p["question"] == f"q{p['id'][-1]} of {p['id'][0]}?" for p in prompts)
+    # question_prefixes keeps one kind of question (the miniature's families), after questions_per_image
+    only = {**source, "question_prefixes": ["q1 ", "q2 "]}
+    sample_prompts(out_path=tmp_path / "q1.jsonl", prompt_set=prompt_set(only, 3), seed=0, world_dir=None)
+    assert sorted(p["id"] for p in read_prompts(tmp_path / "q1.jsonl")) == ["0#1", "1#1", "3#1"]
     # a dataset's image carries its digest from here on: changed in place, it stops the reader
     from prefalign.data import open_record_image
     from prefalign.methods.records import make_record

@@ -65,11 +65,12 @@ def sample_prompts(*, out_path, prompt_set: PromptSetSettings, seed: int, world_
     convs = LOADERS[source["format"]](src)
     suffix = f" {prompt_set.reasoning_prompt}" if prompt_set.reasoning_prompt else ""
     selected = select_conversations(with_unique_ids(convs), source)
+    questions = tuple(source["question_prefixes"])
     prompts = [{"id": c.id if len(c.turns) == 1 else f"{c.id}#{k}", "image": str(Path(root) / c.image),
                 "question": strip_suffixes(t.question, source["strip_suffixes"]) + suffix}
-               for c in selected for k, t in enumerate(c.turns)]
-    log.info("%s: %d records = %d kept + %d rejected by image_prefixes; %d questions, %d drawn", src, len(convs),
-             len(selected), len(convs) - len(selected), len(prompts), prompt_set.n)
+               for c in selected for k, t in enumerate(c.turns) if not questions or t.question.startswith(questions)]
+    log.info("%s: %d records = %d kept + %d rejected by image_prefixes; %d questions (after question_prefixes), "
+             "%d drawn", src, len(convs), len(selected), len(convs) - len(selected), len(prompts), prompt_set.n)
     if prompt_set.n > len(prompts):
         raise ValueError(f"{src}: asked for {prompt_set.n} prompts, the source has {len(prompts)}")
     pick = sorted(np.random.default_rng(seed).choice(len(prompts), prompt_set.n, replace=False).tolist())
