@@ -27,6 +27,7 @@ if "extends" in config:
 
 include: "rules/common.smk"
 include: "rules/make_world.smk"
+include: "rules/make_released.smk"
 include: "rules/train_base_model.smk"
 include: "rules/sample_prompts.smk"
 include: "rules/augment.smk"

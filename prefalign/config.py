@@ -42,6 +42,9 @@ def validate_config(cfg: dict) -> dict:
             raise ConfigError(f"config key 'augmentations.{reserved}': the view name '{reserved}' is reserved")
     for name, p in cfg["preference_sets"].items():
         ref("prompt set", p["prompts"], f"preference_sets.{name}.prompts", "prompt_sets")
+        if p["method"] == "released":
+            released_reference(cfg, name, p)
+            continue
         ref("generation", p["generation"], f"preference_sets.{name}.generation", "generation")
         if "augmentation" in p:
             ref("augmentation", p["augmentation"], f"preference_sets.{name}.augmentation", "augmentations")
@@ -218,6 +221,21 @@ def path_keys(cfg: dict):
             yield f"prompt_sets.{name}.source.{f}", p["source"], f
     for name, c in cfg["clip_models"].items():
         yield f"clip_models.{name}.pretrained", c, "pretrained"
+
+
+def released_reference(cfg: dict, name: str, p: dict) -> None:
+    """A `released` set reads its prompt source's own pairs: the source's format must carry
+    them, and the set samples nothing."""
+    from .released import PAIR_READERS
+
+    fmt = cfg["prompt_sets"][p["prompts"]]["source"]["format"]
+    if fmt not in PAIR_READERS:
+        raise ConfigError(f"config key 'preference_sets.{name}.prompts': prompt set '{p['prompts']}' is read as "
+                          f"{fmt}, which releases no preference pairs (formats that do: {sorted(PAIR_READERS)})")
+    extra = sorted(set(p) - {"method", "prompts"})
+    if extra:
+        raise ConfigError(f"config key 'preference_sets.{name}': a released set takes its pairs as they are; "
+                          f"{extra} do not apply")
 
 
 def expand_paths(cfg: dict) -> None:

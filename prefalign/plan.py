@@ -179,8 +179,10 @@ class Model:
 
 def scored_shape(cfg: dict, p: dict, a: Assumptions) -> tuple[int, int]:
     """(responses scored per record, their mean length) of preference set `p`: SMPRO's groups,
-    a pair for every other method."""
+    a pair for every other method (a released set's answers: the assumed response length)."""
     responses = sum(g["per_view"] for g in p["groups"]) if p["method"] == "smpro" else 2
+    if p["method"] == "released":
+        return responses, a.response_tokens
     return responses, min(a.response_tokens, cfg["generation"][p["generation"]]["max_new_tokens"])
 
 

@@ -121,7 +121,7 @@ class PreferenceSetSettings(Settings):
     RENAMED: ClassVar[dict] = {"lambda": "lambda_"}
     method: str
     prompts: str
-    generation: str
+    generation: str | None = None  # None: a released set, which samples nothing
     labels: str | None = None
     clip: str | None = None
     consr_prompts: str | None = None

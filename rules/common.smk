@@ -62,10 +62,18 @@ def world_inputs():
     return [WORLD] if uses_world else []
 
 
+def source_file(path):
+    """A prompt source's file: "{released}/<name>.json" is the miniature's released dataset
+    of that name (rule make_released); "{world}/..." is inside the world (no input of its own)."""
+    if "{world}" in path:
+        return None
+    return path.replace("{released}", f"{R}/released")
+
+
 def prompt_source(wildcards):
     """A real prompt source file is an input (its existence checked, changes tracked)."""
-    path = config["prompt_sets"][wildcards.pset]["source"]["path"]
-    return [] if "{world}" in path else [path]
+    path = source_file(config["prompt_sets"][wildcards.pset]["source"]["path"])
+    return [path] if path else []
 
 
 def response_path(seed, pset, view, gen):
@@ -128,8 +136,12 @@ def preference_descriptions(wildcards):
 
 
 def preference_world(wildcards):
-    """Oracle controls: the world, whose pool_answers.json labels their pairs."""
-    return {"world": WORLD} if config["preference_sets"][wildcards.prefset]["method"] == "oracle" else {}
+    """Oracle controls: the world, whose pool_answers.json labels their pairs; a released set:
+    its prompt source's file, which holds them."""
+    p = config["preference_sets"][wildcards.prefset]
+    if p["method"] == "released":
+        return {"released": source_file(config["prompt_sets"][p["prompts"]]["source"]["path"])}
+    return {"world": WORLD} if p["method"] == "oracle" else {}
 
 
 def preference_models(wildcards):

@@ -98,6 +98,10 @@ def test_the_default_consr_prompts_are_the_ones_the_world_teaches(cfg):
     (lambda c: c["preference_sets"]["aspo"].update(level="paragraph"), "preference_sets.aspo.level"),
     (lambda c: c["runs"]["aspo_token"].update(seeds=[7]), "runs.aspo_token.seeds"),
     (lambda c: c["clip_models"]["world"].pop("architecture"), "clip_models.world.architecture"),
+    (lambda c: c["preference_sets"]["povid"].update(prompts="consr"), "preference_sets.povid.prompts"),
+    (lambda c: c["preference_sets"]["povid"].update(generation="greedy"), "preference_sets.povid"),
+    (lambda c: c["preference_sets"]["seva"].pop("generation"), "preference_sets.seva.generation"),
+    (lambda c: c["released_data"]["povid"].update(recipe="rlhf_v"), "released_data.povid.recipe"),
 ])
 def test_schema_errors_name_the_key(cfg, mutate, key):
     bad = copy.deepcopy(cfg)

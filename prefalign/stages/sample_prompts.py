@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -10,27 +9,19 @@ import numpy as np
 from ..data import WORLD, extract_rlaif_v_images, load_conversations, load_povid, load_rlaif_v, open_image
 from ..io import write_jsonl
 from ..manifest import sha256
+from ..released import prompt_id, with_unique_ids
 from ..settings import PromptSetSettings
 
 log = logging.getLogger(__name__)
 
 
 def resolve(template: str, world_dir) -> str:
+    """A source path: "{world}" is the world, "{released}" the results' released datasets beside it."""
+    if "{released}" in template:
+        if world_dir is None:
+            raise ValueError(f"{template}: '{{released}}' is the miniature's, and this config has no world")
+        return template.replace("{released}", str(Path(world_dir).parent / "released"))
     return template.replace("{world}", str(world_dir))
-
-
-def with_unique_ids(convs):
-    """Records that share an id (a file may hold several records of one image under the
-    image's id) become `<id>@<n>`, n counting that id's records in file order from 1, so every
-    prompt keeps its own id downstream."""
-    counts, seen = Counter(c.id for c in convs), Counter()
-    out = []
-    for c in convs:
-        if counts[c.id] > 1:
-            seen[c.id] += 1
-            c = type(c)(f"{c.id}@{seen[c.id]}", c.image, c.turns)
-        out.append(c)
-    return out
 
 
 def select_conversations(convs, source: dict):
@@ -66,7 +57,7 @@ def sample_prompts(*, out_path, prompt_set: PromptSetSettings, seed: int, world_
     suffix = f" {prompt_set.reasoning_prompt}" if prompt_set.reasoning_prompt else ""
     selected = select_conversations(with_unique_ids(convs), source)
     questions = tuple(source["question_prefixes"])
-    prompts = [{"id": c.id if len(c.turns) == 1 else f"{c.id}#{k}", "image": str(Path(root) / c.image),
+    prompts = [{"id": prompt_id(c, k), "image": str(Path(root) / c.image),
                 "question": strip_suffixes(t.question, source["strip_suffixes"]) + suffix}
                for c in selected for k, t in enumerate(c.turns) if not questions or t.question.startswith(questions)]
     log.info("%s: %d records = %d kept + %d rejected by image_prefixes; %d questions (after question_prefixes), "

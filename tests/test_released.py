@@ -1,0 +1,67 @@
+"""Released preference datasets (ConSR's Tables 5 and 10): POVID's and RLAIF-V's pairs read
+under the sample_prompts stage's prompt ids, and the miniature's POVID-style stand-in."""
+import json
+import random
+
+import pytest
+
+from prefalign.io import RecordError
+from prefalign.methods import method
+from prefalign.released import hallucinate, povid_like, povid_pairs, rlaif_v_pairs
+from prefalign.settings import PreferenceSetSettings
+
+SFT = [{"id": "sft_000000", "image": "images/a.png", "conversations": [
+           {"from": "human", "value": "<image>\nis there a red circle in the image?"}, {"from": "gpt", "value": "yes"},
+           {"from": "human", "value": "what colour is the square?"}, {"from": "gpt", "value": "blue"},
+           {"from": "human", "value": "what does the sign say?"}, {"from": "gpt", "value": "no sign here"}]},
+       {"id": "sft_000001", "image": "images/b.png", "conversations": [
+           {"from": "human", "value": "<image>\ndescribe the image."},
+           {"from": "gpt", "value": "there is a small red circle at the top left."}]}]
+
+
+def test_hallucinate_injects_one_error_of_the_worlds_vocabulary():
+    rng = random.Random(0)
+    assert hallucinate("yes", rng) == "no" and hallucinate("no", rng) == "yes"
+    assert hallucinate("blue", rng) in {"red", "orange", "yellow", "green", "purple"}
+    assert hallucinate("top left", rng) in {"top", "top right", "left", "center", "right", "bottom left", "bottom",
+                                            "bottom right"}  # one position, not "top" inside it
+    assert hallucinate("87", rng) != "87"
+    assert hallucinate("no sign here", rng) is None  # nothing the world's vocabulary names
+    described = "there is a small red circle at the top left."
+    for _ in range(10):
+        bad = hallucinate(described, rng)
+        assert bad != described and (bad.startswith(described + " there is a ") or len(bad) < len(described) + 8)
+
+
+def test_povid_like_writes_povids_format_and_reads_back_under_prompt_ids(tmp_path):
+    records, counts = povid_like(SFT, 2, seed=0)
+    assert counts == {"images": 2, "pairs": 3, "turns_left_out": 1}  # the sign turn has nothing to change
+    assert povid_like(SFT, 2, seed=0) == (records, counts)  # seeded
+    for r in records:
+        humans = [m for m in r["conversations"] if m["from"] == "human"]
+        assert humans == [m for m in r["rejected_conversations"] if m["from"] == "human"]
+        assert humans[0]["value"].startswith("<image>\n") and all("<image>" not in h["value"] for h in humans[1:])
+    (tmp_path / "povid.json").write_text(json.dumps(records))
+    pairs = povid_pairs(tmp_path / "povid.json")  # through the POVID loader's own checks
+    assert set(pairs) == {"sft_000000#0", "sft_000000#1", "sft_000001"}
+    assert pairs["sft_000000#0"] == ("yes", "no") and pairs["sft_000000#1"][0] == "blue"
+    assert pairs["sft_000000#1"][1] != "blue" and pairs["sft_000001"][1] != pairs["sft_000001"][0]
+
+
+def test_rlaif_v_pairs_and_the_released_method(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"idx": [7, 8], "chosen": ["a cat.", "two dogs."], "rejected": ["a dog.", "one dog."],
+                             "question": ["what?", "how many?"]}), tmp_path / "RLAIF-V-Dataset_000.parquet")
+    pairs = rlaif_v_pairs(tmp_path)
+    assert pairs == {"7": ("a cat.", "a dog."), "8": ("two dogs.", "one dog.")}
+    prompts = [{"id": "8", "image": "x.png", "question": "how many?"}]
+    released = method("released")
+    cfg = PreferenceSetSettings(method="released", prompts="rlaif_v")
+    assert released.needs(cfg) == []
+    records, stats = released.build(prompts, {}, cfg, {"released": lambda: (pairs, tmp_path)})
+    assert [[g[0]["text"] for g in r["groups"]] for r in records] == [["two dogs.", "one dog."]]
+    assert stats == {"prompts": 1, "kept": 1, "rejected": {}}
+    with pytest.raises(RecordError, match=r"record 9: field 'id': no released pair"):
+        released.build([{**prompts[0], "id": "9"}], {}, cfg, {"released": lambda: (pairs, tmp_path)})
