@@ -59,7 +59,7 @@ def add_diffusion_noise(x: torch.Tensor, step: int, seed: int) -> torch.Tensor:
 class AugmentSpec:
     """One augmentation T, as configured under `augmentations.<name>`."""
     name: str
-    kind: str  # diffusion | random_flip | random_resized_crop | autoaugment | moco | random_mask | none
+    kind: str  # diffusion | random_flip | random_resized_crop | autoaugment | moco | random_mask | saliency_mask | none
     step: int | None = None
     space: str = "tensor"  # tensor (SeVa) | pixel (POVID); diffusion only
     params: dict = field(default_factory=dict, hash=False)
@@ -114,6 +114,29 @@ def random_patch_mask(img: Image.Image, ratio: float, patch: int, seed: int) -> 
     return Image.fromarray(x)
 
 
+def frequency_tuned_saliency(img: Image.Image) -> np.ndarray:
+    """Saliency by frequency tuning (Achanta et al., CVPR 2009), in RGB rather than Lab: each
+    pixel's distance, after a 5-tap binomial blur, from the image's mean colour. [H, W], no
+    model: the image's dominant colour (the background) scores low."""
+    x = np.asarray(img.convert("RGB"), dtype=np.float64)
+    kernel = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
+    blurred = x
+    for axis in (0, 1):
+        blurred = np.apply_along_axis(lambda v: np.convolve(np.pad(v, 2, mode="edge"), kernel, "valid"), axis,
+                                      blurred)
+    return np.linalg.norm(blurred - x.reshape(-1, 3).mean(0), axis=-1)
+
+
+def saliency_background_mask(img: Image.Image, keep: float) -> Image.Image:
+    """ConSR's "salient masking background" (Table 7): every pixel whose saliency
+    (`frequency_tuned_saliency`) is not above its (1 - keep) quantile is blacked out, so at
+    most a `keep` share stays (a uniform background ties, and goes whole)."""
+    x = np.asarray(img.convert("RGB")).copy()
+    saliency = frequency_tuned_saliency(img)
+    x[saliency <= np.quantile(saliency, 1 - keep)] = 0
+    return Image.fromarray(x)
+
+
 def augment_image(img: Image.Image, spec: AugmentSpec, seed: int) -> Image.Image:
     """Apply a pixel-space augmentation; identity for tensor-space noise and 'none'."""
     if spec.kind == "none" or spec.acts_on_tensor:
@@ -124,6 +147,8 @@ def augment_image(img: Image.Image, spec: AugmentSpec, seed: int) -> Image.Image
         return Image.fromarray((x.numpy() * 255.0).round().astype(np.uint8))
     if spec.kind == "random_mask":
         return random_patch_mask(img, spec.params["ratio"], spec.params["patch"], seed)
+    if spec.kind == "saliency_mask":
+        return saliency_background_mask(img, spec.params["keep"])
     torch_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)

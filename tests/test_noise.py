@@ -93,6 +93,25 @@ def test_random_mask_blacks_out_whole_patches_by_seed():
     assert set(blocks.mean(1)) <= {0.0, 1.0} and 0 < dark.mean() < 1  # whole 10 x 10 patches, some of them
 
 
+def test_saliency_mask_keeps_the_objects_and_blacks_out_the_background():
+    """Frequency-tuned saliency (distance from the mean colour after a blur): on a grey field
+    with one red square, keep 0.1 keeps the square whole (49 of 900 pixels) and nothing far
+    from it; a uniform image ties and goes black."""
+    import numpy as np
+
+    from prefalign.augment import frequency_tuned_saliency
+
+    x = np.full((30, 30, 3), 90, np.uint8)
+    x[5:12, 18:25] = (220, 40, 40)
+    spec = AugmentSpec.from_config("sal", with_defaults("augmentations", {"kind": "saliency_mask", "keep": 0.1}))
+    kept = (np.asarray(augment_image(Image.fromarray(x), spec, 0)) > 0).any(-1)
+    assert kept[5:12, 18:25].all() and kept.mean() <= 0.1 and not kept[20:, :10].any()
+    saliency = frequency_tuned_saliency(Image.fromarray(x))
+    assert saliency[8, 21] > 10 * saliency[8, 2]  # the square against the grey field
+    uniform = augment_image(Image.new("RGB", (8, 8), (90, 90, 90)), spec, 0)
+    assert not np.asarray(uniform).any()
+
+
 def test_bad_step_rejected():
     with pytest.raises(ValueError, match="noise step"):
         noise_coefficients(1000)
