@@ -219,6 +219,8 @@ def path_keys(cfg: dict):
     for name, p in cfg["prompt_sets"].items():
         for f in ("path", "image_root"):
             yield f"prompt_sets.{name}.source.{f}", p["source"], f
+    for name, c in cfg["consr_prompts"].items():
+        yield f"consr_prompts.{name}.description_model", c, "description_model"
     for name, c in cfg["clip_models"].items():
         yield f"clip_models.{name}.pretrained", c, "pretrained"
 

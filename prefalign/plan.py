@@ -200,7 +200,10 @@ def consr_text_rows(m: Model, cfg, described, revised, prompt, seeds) -> list[Ro
     a, rows = m.a, []
     for pset, cp in sorted(described):
         describe = cfg["generation"][cfg["consr_prompts"][cp]["description_generation"]]
-        rows.append(generation_row(m, "describe_images", f"{pset} {cp}",
+        other = cfg["consr_prompts"][cp].get("description_model")  # its own shape is not known here
+        what = f"{pset} {cp}" + (f" (by {other.rstrip('/').split('/')[-1]}, at the base model's shape: a lower bound)"
+                                 if other else "")
+        rows.append(generation_row(m, "describe_images", what,
                                    sequences=seeds * cfg["prompt_sets"][pset]["n"],
                                    prompt=prompt, new=min(a.description_tokens, describe["max_new_tokens"]),
                                    max_new=describe["max_new_tokens"], batch=describe["batch_size"]))

@@ -235,6 +235,7 @@ class ConsrPromptsSettings(Settings):
     context_template: str
     description_generation: str
     revision_generation: str
+    description_model: str | None = None  # None: the base model describes
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 rule describe_images:
-    """ConSR: the base model describes each prompt's image with the description prompt."""
+    """ConSR: the base model (or the prompts' description_model) describes each prompt's image."""
     input:
         prompts=f"{R}/seed{{seed}}/prompts/{{pset}}.jsonl",
-        model=base_model_dir(),
+        model=lambda wc: config["consr_prompts"][wc.cp].get("description_model") or base_model_dir(),
     output:
         description_path("{seed}", "{pset}", "{cp}"),
     log:

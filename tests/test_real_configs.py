@@ -18,7 +18,7 @@ CONFIGS = sorted(c for c in (ROOT / "configs").glob("*.yaml") if not c.stem.star
 def placeholders(tmp_path) -> dict:
     models, data = tmp_path / "models", tmp_path / "data"
     for name in ("llava-1.5-7b-hf", "llava-onevision-qwen2-0.5b-ov-hf", "llava-onevision-qwen2-7b-ov-hf",
-                 "Qwen2.5-VL-7B-Instruct"):
+                 "Qwen2.5-VL-7B-Instruct", "Qwen2.5-VL-32B-Instruct"):
         (models / name).mkdir(parents=True)
         (models / name / "config.json").write_text("{}")
     (models / "open_clip_vit_l14_openai.pt").write_bytes(b"")
@@ -76,6 +76,22 @@ def test_a_paper_table_target_plans_exactly_its_runs(config, name, tmp_path, mon
     assert trained == set(table["runs"]), (name, trained)
     rule = "paper_figure" if "_figure" in name else "paper_table"
     assert "\ntables " not in out.stdout and f"\n{rule} " in out.stdout
+
+
+def test_table8_descriptions_come_from_the_larger_model(tmp_path, monkeypatch):
+    """ConSR Table 8's 32B row: its descriptions are written by `description_model`, every other
+    ConSR set's by the base model (which revises and scores for all of them)."""
+    for key, value in placeholders(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    target = tmp_path / "results" / "tables" / "consr_table8.md"
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", str(target), "--configfile",
+                          "configs/consr_qwen2_5_vl_7b.yaml", "--config", f"results={tmp_path / 'results'}"], cwd=ROOT,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:]
+    jobs = [j for j in out.stdout.split("\n\n") if "rule describe_images:" in j]
+    model = {re.search(r"cp=(\w+)", j).group(1): re.search(r"input: .*?models/([\w.-]+)", j).group(1) for j in jobs}
+    base = "Qwen2.5-VL-7B-Instruct"
+    assert model == {"paper": base, "enhanced_qa": base, "desc_32b": "Qwen2.5-VL-32B-Instruct"}, model
 
 
 def test_the_miniature_ablations_extend_the_default(tmp_path):
