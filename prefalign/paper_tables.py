@@ -34,7 +34,9 @@ def listing(config: dict) -> str:
     for name, table in config["paper_tables"].items():
         lines += [f"{results}/tables/{name}.md  [{paper_of(name)}]  runs: {', '.join(table['runs'])}",
                   f"    {table['title']}"]
-    return "\n".join(lines) if lines else f"no paper_tables in this config (results: {results})"
+    return "\n".join(lines) if lines else (f"no paper_tables in this config (results: {results}); the miniature's "
+                                            "are in configs/miniature_ablations.yaml (make tables-list "
+                                            "CONFIG=configs/miniature_ablations.yaml)")
 
 
 if __name__ == "__main__":
