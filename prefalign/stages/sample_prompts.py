@@ -56,7 +56,7 @@ def sample_prompts(*, out_path, prompt_set: PromptSetSettings, seed: int, world_
     convs = LOADERS[source["format"]](src)
     suffix = f" {prompt_set.reasoning_prompt}" if prompt_set.reasoning_prompt else ""
     selected = select_conversations(with_unique_ids(convs), source)
-    questions = tuple(source["question_prefixes"])
+    questions = tuple(source.get("question_prefixes", ()))  # no default in the schema: absent reruns nothing
     prompts = [{"id": prompt_id(c, k), "image": str(Path(root) / c.image),
                 "question": strip_suffixes(t.question, source["strip_suffixes"]) + suffix}
                for c in selected for k, t in enumerate(c.turns) if not questions or t.question.startswith(questions)]
