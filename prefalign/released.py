@@ -66,12 +66,12 @@ def rlaif_v_pairs(path) -> dict[str, tuple[str, str]]:
 PAIR_READERS = {"povid": povid_pairs, "rlaif_v": rlaif_v_pairs}
 
 
-def released_pairs(source: dict, path) -> dict[str, tuple[str, str]]:
-    """The pairs of a prompt source whose format releases them (`path`: its resolved file)."""
-    if source["format"] not in PAIR_READERS:
-        raise ValueError(f"prompt source format {source['format']!r} releases no preference pairs "
+def released_pairs(fmt: str, path) -> dict[str, tuple[str, str]]:
+    """The pairs of a prompt source file whose format (`povid`, `rlaif_v`) releases them."""
+    if fmt not in PAIR_READERS:
+        raise ValueError(f"prompt source format {fmt!r} releases no preference pairs "
                          f"(formats that do: {sorted(PAIR_READERS)})")
-    return PAIR_READERS[source["format"]](path)
+    return PAIR_READERS[fmt](path)
 
 
 # POVID keeps the SFT answer as preferred and has GPT-4V inject hallucinations into it

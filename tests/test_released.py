@@ -65,3 +65,21 @@ def test_rlaif_v_pairs_and_the_released_method(tmp_path):
     assert stats == {"prompts": 1, "kept": 1, "rejected": {}}
     with pytest.raises(RecordError, match=r"record 9: field 'id': no released pair"):
         released.build([{**prompts[0], "id": "9"}], {}, cfg, {"released": lambda: (pairs, tmp_path)})
+
+
+def test_build_preferences_stage_writes_a_released_sets_records(tmp_path):
+    from prefalign.io import read_json, read_jsonl, write_jsonl
+    from prefalign.stages.build_preferences import build_preferences
+
+    records, _ = povid_like(SFT, 2, seed=0)
+    (tmp_path / "povid.json").write_text(json.dumps(records))
+    write_jsonl(tmp_path / "prompts.jsonl", [{"id": "sft_000001", "image": "images/b.png",
+                                              "question": "describe the image."}])
+    build_preferences(prompts_path=tmp_path / "prompts.jsonl", response_paths={}, out_path=tmp_path / "prefs.jsonl",
+                      stats_path=tmp_path / "stats.json",
+                      preference_set=PreferenceSetSettings(method="released", prompts="povid"), seed=1,
+                      released_path=tmp_path / "povid.json", released_format="povid")
+    (record,) = read_jsonl(tmp_path / "prefs.jsonl")
+    assert record["groups"][0][0]["text"] == "there is a small red circle at the top left."
+    assert record["groups"][1][0]["text"] != record["groups"][0][0]["text"]
+    assert read_json(tmp_path / "stats.json") == {"prompts": 1, "kept": 1, "rejected": {}}

@@ -59,7 +59,7 @@ def build_preferences(*, prompts_path, response_paths: dict, out_path, stats_pat
                  "descriptions": lambda: read_descriptions(descriptions_path), "prompting": consr_prompts,
                  "answers": Path(world_dir) / "pool_answers.json" if world_dir else None,
                  "load_image": lambda r: open_record_image(r, prompts_path),
-                 "released": lambda: (released_pairs({"format": released_format}, released_path), released_path)}
+                 "released": lambda: (released_pairs(released_format, released_path), released_path)}
     records, stats = method(preference_set.method).build(prompts, read_responses(prompts, response_paths),
                                                             preference_set, resources)
     for i, r in enumerate(records):
