@@ -42,9 +42,10 @@ def validate_config(cfg: dict) -> dict:
             raise ConfigError(f"config key 'augmentations.{reserved}': the view name '{reserved}' is reserved")
     for name, p in cfg["preference_sets"].items():
         ref("prompt set", p["prompts"], f"preference_sets.{name}.prompts", "prompt_sets")
-        if p["method"] == "released":
-            released_reference(cfg, name, p)
-            continue
+        if p["method"] in ("released", "labelled"):
+            source_reference(cfg, name, p)
+            if "generation" not in p:
+                continue
         ref("generation", p["generation"], f"preference_sets.{name}.generation", "generation")
         if "augmentation" in p:
             ref("augmentation", p["augmentation"], f"preference_sets.{name}.augmentation", "augmentations")
@@ -85,6 +86,10 @@ def validate_config(cfg: dict) -> dict:
             stored = "sentence units" if loss == "aspo" else "token probability shifts"
             raise ConfigError(f"config key 'runs.{name}.preferences': the {loss} loss needs a preference set "
                               f"built by method {loss} (it reads the stored {stored})")
+        p = cfg["preference_sets"][r["preferences"]]
+        if p["method"] == "labelled" and "generation" not in p and loss != "sft":
+            raise ConfigError(f"config key 'runs.{name}.objective': preference set '{r['preferences']}' pairs each "
+                              f"answer with itself (no generation); only the sft loss trains on it, not {loss}")
         extra = sorted(set(r["seeds"]) - set(cfg["seeds"]))
         if extra:
             raise ConfigError(f"config key 'runs.{name}.seeds': {extra} not among the top-level seeds")
@@ -225,19 +230,26 @@ def path_keys(cfg: dict):
         yield f"clip_models.{name}.pretrained", c, "pretrained"
 
 
-def released_reference(cfg: dict, name: str, p: dict) -> None:
-    """A `released` set reads its prompt source's own pairs: the source's format must carry
-    them, and the set samples nothing."""
-    from .released import PAIR_READERS
+def source_reference(cfg: dict, name: str, p: dict) -> None:
+    """A `released` set reads its prompt source's own pairs and samples nothing; a `labelled`
+    set reads the source's answers (a file outside the world, whose pool keeps its answers
+    apart) and samples its rejected responses only where it names a generation."""
+    from .released import ANSWER_FORMATS, PAIR_READERS
 
-    fmt = cfg["prompt_sets"][p["prompts"]]["source"]["format"]
-    if fmt not in PAIR_READERS:
+    source = cfg["prompt_sets"][p["prompts"]]["source"]
+    formats = PAIR_READERS if p["method"] == "released" else ANSWER_FORMATS
+    if source["format"] not in formats:
         raise ConfigError(f"config key 'preference_sets.{name}.prompts': prompt set '{p['prompts']}' is read as "
-                          f"{fmt}, which releases no preference pairs (formats that do: {sorted(PAIR_READERS)})")
-    extra = sorted(set(p) - {"method", "prompts"})
+                          f"{source['format']}, which holds no {'pairs' if p['method'] == 'released' else 'answers'} "
+                          f"(formats that do: {sorted(formats)})")
+    if p["method"] == "labelled" and "{world}" in source["path"]:
+        raise ConfigError(f"config key 'preference_sets.{name}.prompts': the world's files hold no answers a "
+                          "labelled set may read (the miniature's labelled data: method oracle, labels truth)")
+    allowed = {"method", "prompts"} | ({"generation"} if p["method"] == "labelled" else set())
+    extra = sorted(set(p) - allowed)
     if extra:
-        raise ConfigError(f"config key 'preference_sets.{name}': a released set takes its pairs as they are; "
-                          f"{extra} do not apply")
+        raise ConfigError(f"config key 'preference_sets.{name}': a {p['method']} set takes its answers as they "
+                          f"are; {extra} do not apply")
 
 
 def expand_paths(cfg: dict) -> None:

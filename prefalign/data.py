@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from PIL import Image, UnidentifiedImageError
 
 from . import manifest
 from .io import RecordError, read_json, read_jsonl, require
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,10 +30,19 @@ class Conversation:
     turns: tuple[Turn, ...]
 
 
-def load_conversations(path, require_answers: bool) -> list[Conversation]:
-    """Parse a LLaVA conversation file; a malformed record raises naming file, record, field."""
+def load_conversations(path, require_answers: bool, text_only: str = "error") -> list[Conversation]:
+    """Parse a LLaVA conversation file; a malformed record raises naming file, record, field.
+    `text_only="skip"` leaves out records without an image (LLaVA-665k's ShareGPT part), counted
+    in the log; otherwise such a record is an error."""
     check_world_file(path)
-    return parse_conversations(read_json(path), path, require_answers)
+    data = read_json(path)
+    if text_only == "skip" and isinstance(data, list):
+        kept = [r for r in data if not (isinstance(r, dict) and "image" not in r)]
+        if len(kept) < len(data):
+            log.info("%s: %d of %d records have no image (text only) and are left out", path, len(data) - len(kept),
+                     len(data))
+        data = kept
+    return parse_conversations(data, path, require_answers)
 
 
 def parse_conversations(data, path, require_answers: bool) -> list[Conversation]:

@@ -179,9 +179,9 @@ class Model:
 
 def scored_shape(cfg: dict, p: dict, a: Assumptions) -> tuple[int, int]:
     """(responses scored per record, their mean length) of preference set `p`: SMPRO's groups,
-    a pair for every other method (a released set's answers: the assumed response length)."""
+    a pair for every other method (a set that samples nothing: the assumed response length)."""
     responses = sum(g["per_view"] for g in p["groups"]) if p["method"] == "smpro" else 2
-    if p["method"] == "released":
+    if "generation" not in p:
         return responses, a.response_tokens
     return responses, min(a.response_tokens, cfg["generation"][p["generation"]]["max_new_tokens"])
 

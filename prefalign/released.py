@@ -64,6 +64,22 @@ def rlaif_v_pairs(path) -> dict[str, tuple[str, str]]:
 
 
 PAIR_READERS = {"povid": povid_pairs, "rlaif_v": rlaif_v_pairs}
+ANSWER_FORMATS = ("llava_json", *PAIR_READERS)
+
+
+def source_answers(fmt: str, path) -> dict[str, str]:
+    """Prompt id -> the source's own answer: a LLaVA file's gpt turn, a released pair's chosen."""
+    if fmt in PAIR_READERS:
+        return {pid: chosen for pid, (chosen, _) in PAIR_READERS[fmt](path).items()}
+    if fmt != "llava_json":
+        raise ValueError(f"prompt source format {fmt!r} holds no answers (formats that do: {list(ANSWER_FORMATS)})")
+    from .data import load_conversations
+
+    answers = {}
+    for c in with_unique_ids(load_conversations(path, require_answers=True, text_only="skip")):
+        answers[c.id] = c.turns[0].answer  # the id a record cut to one turn (questions_per_image: 1) has
+        answers.update({prompt_id(c, k): t.answer for k, t in enumerate(c.turns)})
+    return answers
 
 
 def released_pairs(fmt: str, path) -> dict[str, tuple[str, str]]:

@@ -20,7 +20,7 @@ rule build_preferences:
         clip=lambda wc: setting("clip_models", config["preference_sets"][wc.prefset].get("clip")),
         consr_prompts=lambda wc: setting("consr_prompts", config["preference_sets"][wc.prefset].get("consr_prompts")),
         augmentations=lambda wc: named_entries("augmentations", ("preference_sets", wc.prefset)),
-        released_format=lambda wc: config["prompt_sets"][config["preference_sets"][wc.prefset]["prompts"]]["source"][
+        source_format=lambda wc: config["prompt_sets"][config["preference_sets"][wc.prefset]["prompts"]]["source"][
             "format"
         ],
         upstream=lambda wc: upstream(config, ("preference_sets", wc.prefset)),

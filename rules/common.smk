@@ -136,11 +136,11 @@ def preference_descriptions(wildcards):
 
 
 def preference_world(wildcards):
-    """Oracle controls: the world, whose pool_answers.json labels their pairs; a released set:
-    its prompt source's file, which holds them."""
+    """Oracle controls: the world, whose pool_answers.json labels their pairs; a released or
+    labelled set: its prompt source's file, which holds its answers."""
     p = config["preference_sets"][wildcards.prefset]
-    if p["method"] == "released":
-        return {"released": source_file(config["prompt_sets"][p["prompts"]]["source"]["path"])}
+    if p["method"] in ("released", "labelled"):
+        return {"source": source_file(config["prompt_sets"][p["prompts"]]["source"]["path"])}
     return {"world": WORLD} if p["method"] == "oracle" else {}
 
 

@@ -16,4 +16,4 @@ build_preferences(prompts_path=i.prompts, response_paths={tuple(k.split("|")): v
                   **job.placement(snakemake), descriptions_path=i.get("descriptions"),
                   consr_prompts=p.consr_prompts and ConsrPromptsSettings.of(p.consr_prompts),
                   augmentations={name: AugmentSpec.from_config(name, a) for name, a in p.augmentations.items()},
-                  world_dir=i.get("world"), released_path=i.get("released"), released_format=p.released_format)
+                  world_dir=i.get("world"), source_path=i.get("source"), source_format=p.source_format)

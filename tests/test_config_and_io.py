@@ -102,6 +102,11 @@ def test_the_default_consr_prompts_are_the_ones_the_world_teaches(cfg):
     (lambda c: c["preference_sets"]["povid"].update(generation="greedy"), "preference_sets.povid"),
     (lambda c: c["preference_sets"]["seva"].pop("generation"), "preference_sets.seva.generation"),
     (lambda c: c["released_data"]["povid"].update(recipe="rlhf_v"), "released_data.povid.recipe"),
+    (lambda c: c["preference_sets"].update(lab={"method": "labelled", "prompts": "seva"}),
+     "preference_sets.lab.prompts"),
+    (lambda c: (c["preference_sets"].update(lab={"method": "labelled", "prompts": "povid"}),
+                c["runs"].update(lab={"preferences": "lab", "objective": "dpo", "training": "miniature"})),
+     "runs.lab.objective"),
 ])
 def test_schema_errors_name_the_key(cfg, mutate, key):
     bad = copy.deepcopy(cfg)

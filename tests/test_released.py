@@ -60,11 +60,11 @@ def test_rlaif_v_pairs_and_the_released_method(tmp_path):
     released = method("released")
     cfg = PreferenceSetSettings(method="released", prompts="rlaif_v")
     assert released.needs(cfg) == []
-    records, stats = released.build(prompts, {}, cfg, {"released": lambda: (pairs, tmp_path)})
+    records, stats = released.build(prompts, {}, cfg, {"source": ("rlaif_v", tmp_path)})
     assert [[g[0]["text"] for g in r["groups"]] for r in records] == [["two dogs.", "one dog."]]
     assert stats == {"prompts": 1, "kept": 1, "rejected": {}}
     with pytest.raises(RecordError, match=r"record 9: field 'id': no released pair"):
-        released.build([{**prompts[0], "id": "9"}], {}, cfg, {"released": lambda: (pairs, tmp_path)})
+        released.build([{**prompts[0], "id": "9"}], {}, cfg, {"source": ("rlaif_v", tmp_path)})
 
 
 def test_build_preferences_stage_writes_a_released_sets_records(tmp_path):
@@ -78,8 +78,33 @@ def test_build_preferences_stage_writes_a_released_sets_records(tmp_path):
     build_preferences(prompts_path=tmp_path / "prompts.jsonl", response_paths={}, out_path=tmp_path / "prefs.jsonl",
                       stats_path=tmp_path / "stats.json",
                       preference_set=PreferenceSetSettings(method="released", prompts="povid"), seed=1,
-                      released_path=tmp_path / "povid.json", released_format="povid")
+                      source_path=tmp_path / "povid.json", source_format="povid")
     (record,) = read_jsonl(tmp_path / "prefs.jsonl")
     assert record["groups"][0][0]["text"] == "there is a small red circle at the top left."
     assert record["groups"][1][0]["text"] != record["groups"][0][0]["text"]
     assert read_json(tmp_path / "stats.json") == {"prompts": 1, "kept": 1, "rejected": {}}
+
+
+def test_labelled_sets_read_a_sources_own_answers(tmp_path):
+    """Continual SFT's data (SeVa Table 3 on LLaVA-665k): each prompt's answer from its source,
+    against the base model's sample where a generation is set, else against itself; LLaVA-665k's
+    text-only records are left out of the source, not an error."""
+    from prefalign.released import source_answers
+
+    mix = [SFT[0], {"id": "text_only", "conversations": [{"from": "human", "value": "hi"},
+                                                          {"from": "gpt", "value": "hello"}]}, SFT[1]]
+    (tmp_path / "mix.json").write_text(json.dumps(mix))
+    answers = source_answers("llava_json", tmp_path / "mix.json")
+    assert answers["sft_000000#1"] == "blue" and answers["sft_000001"].startswith("there is")
+    assert "text_only" not in answers
+    labelled = method("labelled")
+    prompts = [{"id": "sft_000000#1", "image": "images/a.png", "question": "what colour is the square?"}]
+    tied = PreferenceSetSettings(method="labelled", prompts="mix")
+    assert labelled.needs(tied) == []
+    (record,), _ = labelled.build(prompts, {}, tied, {"source": ("llava_json", tmp_path / "mix.json")})
+    assert [g[0]["text"] for g in record["groups"]] == ["blue", "blue"] and record["extras"]["tied"]
+    sampled = PreferenceSetSettings(method="labelled", prompts="mix", generation="greedy")
+    assert labelled.needs(sampled) == [("clean", "greedy")]
+    responses = {("clean", "greedy"): {"sft_000000#1": {"responses": [{"text": "red"}]}}}
+    (record,), _ = labelled.build(prompts, responses, sampled, {"source": ("llava_json", tmp_path / "mix.json")})
+    assert [g[0]["text"] for g in record["groups"]] == ["blue", "red"]

@@ -3,15 +3,15 @@
 A method module exposes `NAME`, `needs(pref_cfg)` (the response views it samples),
 `build(prompts, responses, pref_cfg, resources)` and optionally `MODELS` (what `resources`
 must offer: "base" the base model, "clip" the image-text scorer); `oracle` builds the controls
-from ground truth and `released` takes a released dataset's pairs as they are; an objective
-(`records.Objective`) pairs a short pure loss function with the ranked groups of a record it
-scores. Adding a paper touches
-one new module plus config.
+from ground truth, `released` takes a released dataset's pairs as they are and `labelled` a
+source's own answers (continual SFT's data); an objective (`records.Objective`) pairs a short
+pure loss function with the ranked groups of a record it scores. Adding a paper touches one
+new module plus config.
 """
 from ..settings import PreferenceSetSettings
-from . import aspo, consr, dpo, oracle, released, seva, sft, smpro
+from . import aspo, consr, dpo, labelled, oracle, released, seva, sft, smpro
 
-METHODS = {m.NAME: m for m in (seva, smpro, aspo, consr, oracle, released)}
+METHODS = {m.NAME: m for m in (seva, smpro, aspo, consr, oracle, released, labelled)}
 OBJECTIVES = {"dpo": dpo.OBJECTIVE, "mgp": smpro.OBJECTIVE, "aspo": aspo.OBJECTIVE, "consr": consr.OBJECTIVE,
               "sft": sft.OBJECTIVE}
 

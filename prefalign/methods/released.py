@@ -5,6 +5,7 @@ prompt source's own file, no response sampled. Its labels come from the dataset'
 from __future__ import annotations
 
 from ..io import RecordError
+from ..released import released_pairs
 from ..settings import PreferenceSetSettings
 from .records import make_record
 
@@ -16,7 +17,8 @@ def needs(pref_cfg: PreferenceSetSettings) -> list[tuple[str, str]]:
 
 
 def build(prompts, responses, pref_cfg: PreferenceSetSettings, resources):
-    pairs, path = resources["released"]()
+    fmt, path = resources["source"]
+    pairs = released_pairs(fmt, path)
     records = []
     for p in prompts:
         if p["id"] not in pairs:

@@ -8,7 +8,6 @@ from pathlib import Path
 from ..augment import AugmentSpec
 from ..data import open_record_image, read_descriptions, read_prompts
 from ..io import RecordError, read_jsonl, require, write_json, write_jsonl
-from ..released import released_pairs
 from ..settings import ClipSettings, ConsrPromptsSettings, PreferenceSetSettings
 
 log = logging.getLogger(__name__)
@@ -37,11 +36,11 @@ def build_preferences(*, prompts_path, response_paths: dict, out_path, stats_pat
                       dtype: str = "float32", descriptions_path=None,
                       consr_prompts: ConsrPromptsSettings | None = None,
                       augmentations: dict[str, AugmentSpec] | None = None,
-                      world_dir=None, released_path=None, released_format: str | None = None) -> None:
+                      world_dir=None, source_path=None, source_format: str | None = None) -> None:
     """`response_paths`: (view, generation) -> response file. The rest is what some method
     needs: the base model (scoring), a CLIP model, ConSR's descriptions and prompts, the
-    augmentations' settings, the world's answers (the oracle controls only), a released
-    dataset's file and format (a released set)."""
+    augmentations' settings, the world's answers (the oracle controls only), the prompt
+    source's file and format (a released or labelled set reads its answers there)."""
     from ..methods import method
     from ..methods.records import validate_record
 
@@ -59,7 +58,7 @@ def build_preferences(*, prompts_path, response_paths: dict, out_path, stats_pat
                  "descriptions": lambda: read_descriptions(descriptions_path), "prompting": consr_prompts,
                  "answers": Path(world_dir) / "pool_answers.json" if world_dir else None,
                  "load_image": lambda r: open_record_image(r, prompts_path),
-                 "released": lambda: (released_pairs(released_format, released_path), released_path)}
+                 "source": (source_format, source_path)}
     records, stats = method(preference_set.method).build(prompts, read_responses(prompts, response_paths),
                                                             preference_set, resources)
     for i, r in enumerate(records):

@@ -44,7 +44,7 @@ def strip_suffixes(question: str, suffixes) -> str:
     return question
 
 
-LOADERS = {"llava_json": lambda f: load_conversations(f, require_answers=False), "povid": load_povid,
+LOADERS = {"llava_json": lambda f: load_conversations(f, require_answers=False, text_only="skip"), "povid": load_povid,
            "rlaif_v": load_rlaif_v}
 
 
