@@ -55,8 +55,8 @@ def test_training_scales_with_records_and_fsdp_shards_the_state():
     train = [(h, f) for h, f in zip(half, full) if f.stage == "train"]
     assert all(f.tflop == pytest.approx(2 * h.tflop) for h, f in train)
     cfg["training"]["seva"]["fsdp"] = False
-    unsharded = next(r for r in plan.plan_config(cfg) if r.stage == "train")
-    sharded = next(r for r in full if r.stage == "train")
+    unsharded = next(r for r in plan.plan_config(cfg) if r.stage == "train" and r.what.startswith("seva_n500 "))
+    sharded = next(r for r in full if r.stage == "train" and r.what.startswith("seva_n500 "))
     lora_gb = 16 * shapes.parameter_counts(shapes.ARCHITECTURES["llava-1.5-7b"], lora_r=1024)["lora"] / 1e9
     weights_gb = 2 * 7.063e9 / 1e9  # over 8 processes each holds 1/8 of weights and LoRA state
     assert unsharded.peak_gb_per_gpu - sharded.peak_gb_per_gpu == pytest.approx((lora_gb + weights_gb) * 7 / 8,
