@@ -5,6 +5,7 @@ stand-in for POVID, built from the world's SFT split the way POVID corrupts its 
 """
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections import Counter
@@ -36,7 +37,7 @@ def povid_pairs(path) -> dict[str, tuple[str, str]]:
     from .data import load_povid
 
     data = read_json(path)
-    convs = with_unique_ids(load_povid(path))
+    convs = with_unique_ids(load_povid(path, data))
     pairs = {}
     for rec, conv in zip(data, convs):
         rejected = [m["value"] for m in rec["rejected_conversations"] if m["from"] == "gpt"]
@@ -93,11 +94,13 @@ def released_pairs(fmt: str, path) -> dict[str, tuple[str, str]]:
 # POVID keeps the SFT answer as preferred and has GPT-4V inject hallucinations into it
 # (objects, attributes, counts, relations) for the dispreferred one. The miniature's stand-in
 # does the same with the world's vocabulary, from the answer's text alone.
+@functools.cache
 def _vocabulary():
     from . import world as W
 
-    # longest first, so that "top left" is one position and not "top" and "left"
-    positions = sorted({p for row in W.POSITIONS_3x3 for p in row}, key=len, reverse=True)
+    # longest first, so that "top left" is one position and not "top" and "left"; ties by name,
+    # not in a set's order, which differs between processes (string hashing)
+    positions = sorted({p for row in W.POSITIONS_3x3 for p in row}, key=lambda p: (-len(p), p))
     return {"colour": sorted(W.COLOURS), "shape": list(W.SHAPES), "number": list(W.NUMBERS), "position": positions}
 
 

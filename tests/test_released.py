@@ -48,6 +48,19 @@ def test_povid_like_writes_povids_format_and_reads_back_under_prompt_ids(tmp_pat
     assert pairs["sft_000000#1"][1] != "blue" and pairs["sft_000001"][1] != pairs["sft_000001"][0]
 
 
+def test_povid_like_is_the_same_in_every_process():
+    """Seeded, so the same in another interpreter whatever its string hashing (a set's order)."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import json, sys; from prefalign.released import povid_like; "
+              "print(json.dumps(povid_like(json.loads(sys.argv[1]) * 20, 30, seed=3)))")
+    outs = {subprocess.run([sys.executable, "-c", script, json.dumps(SFT)], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout for h in (1, 2, 3)}
+    assert len(outs) == 1
+
+
 def test_rlaif_v_pairs_and_the_released_method(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
