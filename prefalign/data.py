@@ -80,12 +80,13 @@ def parse_conversations(data, path, require_answers: bool) -> list[Conversation]
     return out
 
 
-def load_povid(path) -> list[Conversation]:
+def load_povid(path, data: list | None = None) -> list[Conversation]:
     """POVID's release (YiyangAiLab/POVID_preference_data_for_VLLMs, the JSON its
     train_dpo_inherent.py reads): LLaVA records from LLaVA-Instruct-150K whose `conversations`
     end in the preferred answer, with `rejected_conversations` asking the same questions.
-    The prompts are the questions; a record whose two conversations disagree stops."""
-    data = read_json(path)
+    The prompts are the questions; a record whose two conversations disagree stops. `data`:
+    the file already parsed (read here otherwise)."""
+    data = read_json(path) if data is None else data
     convs = parse_conversations(data, path, require_answers=True)
     for i, (rec, conv) in enumerate(zip(data, convs)):
         where = f"{i} (id {conv.id})"

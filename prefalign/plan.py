@@ -48,7 +48,7 @@ class Assumptions:
     answer_tokens: int = 16  # mean answer length on a benchmark
     kept: float = 1.0  # share of prompts that yield a preference record (SeVa keeps about half)
     # achieved share of peak FLOP/s in compute-bound passes: LoRA steps at the real configs'
-    # micro-batches measured 3-18% on an H200 (docs/gpu_check.md); the papers' hours imply 4-12%
+    # micro-batches measured 2.5-18.5% on an H200 (docs/gpu_check.md); the papers' hours imply 4-12%
     mfu: float = 0.1
     bandwidth_share: float = 0.7  # achieved share of peak memory bandwidth while decoding
     # the least a decoding step takes, whatever the batch: transformers' generate measured 62-91 ms
