@@ -56,12 +56,14 @@ def build_model(world_dir, model_path, arch=None):
 
         return shape_faithful(arch, world_corpus(world_dir))
     from prefalign.stages.train_base_model import world_corpus
-    from prefalign.tiny_vlm import build_tiny_llava
+    from prefalign.tiny_vlm import build_tiny_llava, clip_vision_config
 
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     tiny = cfg["base_model"]["tiny"]
+    vision = tiny.get("vision") or clip_vision_config(  # random weights in the CLIP's shape
+        cfg["clip_models"][tiny["vision_from"]]["architecture"]["vision"])
     return build_tiny_llava(world_corpus(world_dir), cfg["world"]["image_size"], tiny["patch_size"],
-                            tiny["vision"], tiny["text"], 0)
+                            vision, tiny["text"], 0)
 
 
 def make_batch(world_dir, n_items, n_responses, rng, image_size=None):

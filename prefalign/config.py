@@ -117,7 +117,36 @@ def validate_config(cfg: dict) -> dict:
         raise ConfigError("config key 'base_model.path': required when base_model.kind is 'pretrained'")
     if bm["kind"] == "tiny_llava" and not ("tiny" in bm and "sft" in bm):
         raise ConfigError("config key 'base_model.tiny': tiny_llava needs 'tiny' and 'sft' sections")
+    if bm["kind"] == "tiny_llava":
+        check_vision_from(bm["tiny"], cfg)
     return cfg
+
+
+# The open_clip vision settings that tiny_vlm.clip_vision_config maps; any other would change the encoder.
+CLIP_VISION_KEYS = {"image_size", "layers", "width", "patch_size", "head_width", "mlp_ratio"}
+
+
+def check_vision_from(tiny: dict, cfg: dict) -> None:
+    """The tiny LLaVA's vision tower: its own config, or a world CLIP's encoder of its geometry."""
+    if ("vision" in tiny) == ("vision_from" in tiny):
+        raise ConfigError("config key 'base_model.tiny': give one of 'vision' (a vision tower with random "
+                          "weights) and 'vision_from' (a world CLIP's image encoder)")
+    name = tiny.get("vision_from")
+    if name is None:
+        return
+    clip = cfg.get("clip_models", {}).get(name)
+    if clip is None or clip["kind"] != "train_world":
+        raise ConfigError(f"config key 'base_model.tiny.vision_from': '{name}' is no clip_models entry of "
+                          f"kind 'train_world'")
+    vision = clip["architecture"]["vision"]
+    geometry = (cfg["world"]["image_size"], tiny["patch_size"])
+    if (vision["image_size"], vision["patch_size"]) != geometry:
+        raise ConfigError(f"config key 'clip_models.{name}.architecture.vision': image_size and patch_size "
+                          f"must be the world's image_size and base_model.tiny.patch_size {geometry}")
+    unknown = set(vision) - CLIP_VISION_KEYS
+    if unknown:
+        raise ConfigError(f"config key 'clip_models.{name}.architecture.vision': {sorted(unknown)} cannot "
+                          f"be carried into the base model's vision tower (it maps {sorted(CLIP_VISION_KEYS)})")
 
 
 @functools.cache

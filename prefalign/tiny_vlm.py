@@ -7,6 +7,10 @@ LLaVA-1.5 style. The saved folder loads with `AutoModelForImageTextToText` /
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from .config import CLIP_VISION_KEYS
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
                           LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast)
@@ -54,9 +58,18 @@ def train_tokenizer(corpus: list[str], special_tokens=SPECIAL_TOKENS, **named) -
 
 
 def build_tiny_llava(corpus: list[str], image_size: int, patch_size: int, vision: dict,
-                     text: dict, seed: int):
-    """Return (model, processor) with random weights, seeded."""
+                     text: dict, seed: int, vision_from=None):
+    """Return (model, processor) with random weights, seeded; with `vision_from` (a world CLIP's
+    folder, `clip_similarity.train_world_clip`), the vision tower is that CLIP's image encoder,
+    as LLaVA's is a released CLIP's, and `vision` is read from its architecture."""
     import torch
+
+    if vision_from is not None:
+        arch = json.loads((Path(vision_from) / "architecture.json").read_text())["vision"]
+        if (arch["image_size"], arch["patch_size"]) != (image_size, patch_size):
+            raise ValueError(f"{vision_from}: the CLIP sees {arch['image_size']}px images in "
+                             f"{arch['patch_size']}px patches, the tiny LLaVA {image_size} in {patch_size}")
+        vision = clip_vision_config(arch)
 
     tokenizer = train_tokenizer(corpus)
     tokenizer.chat_template = CHAT_TEMPLATE  # lmms-eval's llava_hf reads the tokenizer's
@@ -73,6 +86,10 @@ def build_tiny_llava(corpus: list[str], image_size: int, patch_size: int, vision
                          projector_hidden_act="gelu")
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config)
+    if vision_from is not None:
+        state = torch.load(Path(vision_from) / "model.pt", weights_only=True)
+        model.model.vision_tower.load_state_dict(
+            clip_vision_state(state, arch["layers"]), strict=True)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     image_processor = CLIPImageProcessor(
@@ -83,3 +100,36 @@ def build_tiny_llava(corpus: list[str], image_size: int, patch_size: int, vision
                                patch_size=patch_size, vision_feature_select_strategy="full",
                                num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
     return model, processor
+
+
+
+def clip_vision_config(arch: dict) -> dict:
+    """transformers' CLIPVisionConfig fields of an open_clip vision tower (its `vision_cfg`)."""
+    unknown = set(arch) - CLIP_VISION_KEYS
+    if unknown:
+        raise ValueError(f"CLIP vision setting(s) {sorted(unknown)}: the conversion to a LLaVA vision "
+                         f"tower maps only {sorted(CLIP_VISION_KEYS)}")
+    width = arch["width"]
+    return {"hidden_size": width, "intermediate_size": int(width * arch.get("mlp_ratio", 4.0)),
+            "num_hidden_layers": arch["layers"], "num_attention_heads": width // arch.get("head_width", 64),
+            "hidden_act": "gelu"}  # open_clip's nn.GELU unless quick_gelu is asked for
+
+
+def clip_vision_state(state: dict, layers: int) -> dict:
+    """An open_clip CLIP's `visual.*` weights renamed to transformers' CLIPVisionModel; the
+    image-text projection (`visual.proj`) has no place there and is left out."""
+    v = {k.removeprefix("visual."): t for k, t in state.items() if k.startswith("visual.")}
+    out = {"embeddings.class_embedding": v["class_embedding"],
+           "embeddings.patch_embedding.weight": v["conv1.weight"],
+           "embeddings.position_embedding.weight": v["positional_embedding"],
+           "pre_layrnorm.weight": v["ln_pre.weight"], "pre_layrnorm.bias": v["ln_pre.bias"],
+           "post_layernorm.weight": v["ln_post.weight"], "post_layernorm.bias": v["ln_post.bias"]}
+    for i in range(layers):
+        src, dst = f"transformer.resblocks.{i}.", f"encoder.layers.{i}."
+        weights, biases = v[src + "attn.in_proj_weight"].chunk(3), v[src + "attn.in_proj_bias"].chunk(3)
+        for name, w, b in zip("qkv", weights, biases):
+            out[f"{dst}self_attn.{name}_proj.weight"], out[f"{dst}self_attn.{name}_proj.bias"] = w, b
+        for a, b in [("attn.out_proj", "self_attn.out_proj"), ("ln_1", "layer_norm1"),
+                     ("ln_2", "layer_norm2"), ("mlp.c_fc", "mlp.fc1"), ("mlp.c_proj", "mlp.fc2")]:
+            out[f"{dst}{b}.weight"], out[f"{dst}{b}.bias"] = v[f"{src}{a}.weight"], v[f"{src}{a}.bias"]
+    return out

@@ -54,6 +54,12 @@ def base_model_dir():
     return bm["path"] if bm["kind"] == "pretrained" else f"{R}/base_model/model"
 
 
+def base_model_vision(wildcards):
+    """The world CLIP whose image encoder starts the tiny LLaVA's vision tower, if any."""
+    name = config["base_model"].get("tiny", {}).get("vision_from")
+    return {"vision": f"{R}/clip/{name}/model"} if name else {}
+
+
 def world_inputs():
     """The world folder, where anything reads it: prompts, the tiny base model, its benchmarks."""
     uses_world = any("{world}" in p["source"]["path"] for p in config["prompt_sets"].values())

@@ -1,7 +1,8 @@
 rule train_base_model:
     """Build the tiny LLaVA and train it on the world's SFT split (miniature only)."""
     input:
-        WORLD,
+        unpack(base_model_vision),
+        world=WORLD,
     output:
         model=directory(f"{R}/base_model/model"),
         log=f"{R}/base_model/sft_log.csv",

@@ -10,5 +10,6 @@ o = snakemake.output
 # how often to checkpoint is no param (it changes no output, so it must not rerun the job)
 every = snakemake.config["base_model"]["sft"]["checkpoint_every"]
 base = {**snakemake.params.base, "sft": {**snakemake.params.base["sft"], "checkpoint_every": every}}
-train_base_model(world_dir=snakemake.input[0], model_dir=o.model, log_csv=o.log, competence_csv=o.competence,
-                 base=BaseModelSettings.of(base), image_size=snakemake.params.image_size)
+train_base_model(world_dir=snakemake.input.world, vision_from=snakemake.input.get("vision"), model_dir=o.model,
+                 log_csv=o.log, competence_csv=o.competence, base=BaseModelSettings.of(base),
+                 image_size=snakemake.params.image_size)

@@ -116,6 +116,24 @@ def test_schema_errors_name_the_key(cfg, mutate, key):
     assert f"'{key}'" in str(e.value)
 
 
+def vision_from(c, name="world", **tiny):
+    c["base_model"]["tiny"].pop("vision", None)
+    c["base_model"]["tiny"].update(vision_from=name, **tiny)
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda c: vision_from(c, vision={"hidden_size": 8}), "base_model.tiny"),
+    (lambda c: c["base_model"]["tiny"].pop("vision", None) or c["base_model"]["tiny"].pop("vision_from", None),
+     "base_model.tiny"),
+    (lambda c: vision_from(c, "nope"), "base_model.tiny.vision_from"),
+    (lambda c: vision_from(c, patch_size=5), "clip_models.world.architecture.vision"),
+    (lambda c: (vision_from(c), c["clip_models"]["world"]["architecture"]["vision"].update(ls_init_value=0.1)),
+     "clip_models.world.architecture.vision"),
+])
+def test_vision_from_errors_name_the_key(cfg, mutate, key):
+    test_schema_errors_name_the_key(cfg, mutate, key)
+
+
 @pytest.mark.parametrize("text", [".nan", ".inf", "-.inf"])
 def test_non_finite_numbers_name_the_key(cfg, text):
     bad = copy.deepcopy(cfg)

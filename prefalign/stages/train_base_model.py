@@ -69,13 +69,15 @@ def false_yes_on_partners(df, preds, scenes) -> dict:
 
 
 def train_base_model(*, world_dir, model_dir, log_csv, competence_csv, base: BaseModelSettings,
-                     image_size: int) -> None:
+                     image_size: int, vision_from=None) -> None:
+    """`vision_from`: the world CLIP whose image encoder starts the vision tower
+    (`base_model.tiny.vision_from`); without it the tower starts from random weights."""
     from ..sft import encode_sft, train_sft
     from ..tiny_vlm import build_tiny_llava
 
     tiny, scfg = base.tiny, base.sft
     model, processor = build_tiny_llava(world_corpus(world_dir), image_size, tiny["patch_size"],
-                                        tiny["vision"], tiny["text"], scfg.seed)
+                                        tiny.get("vision"), tiny["text"], scfg.seed, vision_from)
     sft_path = Path(world_dir) / "sft.json"
     convs = load_conversations(sft_path, require_answers=True)
     examples, pixel_values = encode_sft(processor, convs, lambda c: open_image(world_dir, c.image, sft_path, c.id))
@@ -85,7 +87,7 @@ def train_base_model(*, world_dir, model_dir, log_csv, competence_csv, base: Bas
                      warmup_frac=scfg.warmup_frac, clip=scfg.clip, seed=scfg.seed,
                      checkpoint_dir=checkpoints, checkpoint_every=scfg.checkpoint_every,
                      checkpoint_key=checkpoint.fingerprint({"base_model": base.as_dict(), "image_size": image_size},
-                                                           [world_dir]))
+                                                           [world_dir, vision_from]))
     write_csv(log_csv, rows)
     with atomic_path(model_dir) as tmp:
         model.save_pretrained(tmp)
