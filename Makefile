@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: reproduce ablations report tables-list plan plans gpu-check test test-all lint dag clean venv bench-venv lock slurm-profile
+.PHONY: reproduce ablations base-study report tables-list plan plans gpu-check test test-all lint dag clean venv bench-venv lock slurm-profile
 
 # The environment is envs/requirements.lock: every package, transitive ones included, at an
 # exact version with hashes, for Python 3.11 on Linux x86_64. `make venv` installs exactly it
@@ -80,6 +80,13 @@ report: venv
 ablations: venv
 	$(call SNAKEMAKE_RUN,configs/miniature_ablations.yaml)
 	@echo "Tables: results/tables/ (the paper tables of make tables-list CONFIG=configs/miniature_ablations.yaml)"
+
+# The base-model study (issue: base-model variance): `make reproduce` over each base seed of
+# STUDY (`base_seeds:`), each base in its own results folder, then <results>/base_study.md.
+STUDY ?= configs/miniature_base_seeds.yaml
+base-study: venv
+	for c in $$($(PY) -m prefalign.base_study configs $(STUDY)); do $(MAKE) reproduce CONFIG=$$c || exit $$?; done
+	$(PY) -m prefalign.base_study report $(STUDY)
 
 # The paper tables of a config (`paper_tables:`), each a target that builds exactly its runs:
 # .venv/bin/snakemake --configfile $(CONFIG) <results>/tables/<name>.md
