@@ -10,7 +10,7 @@ from prefalign import plan, shapes
 from prefalign.config import load_config_unresolved
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL = sorted(p.name for p in (ROOT / "configs").glob("*.yaml") if p.name != "miniature_ablations.yaml")
+REAL = sorted(p.name for p in (ROOT / "configs").glob("*.yaml") if not p.name.startswith("miniature_"))
 
 
 @pytest.fixture(scope="module")
