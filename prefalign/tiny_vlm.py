@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import CLIP_VISION_KEYS
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
                           LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast)
+
+from .config import CLIP_VISION_KEYS
 
 IMAGE_TOKEN = "<image>"
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>", IMAGE_TOKEN]
@@ -88,8 +89,7 @@ def build_tiny_llava(corpus: list[str], image_size: int, patch_size: int, vision
     model = LlavaForConditionalGeneration(config)
     if vision_from is not None:
         state = torch.load(Path(vision_from) / "model.pt", weights_only=True)
-        model.model.vision_tower.load_state_dict(
-            clip_vision_state(state, arch["layers"]), strict=True)
+        model.model.vision_tower.load_state_dict(clip_vision_state(state, arch["layers"]), strict=True)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     image_processor = CLIPImageProcessor(
@@ -100,7 +100,6 @@ def build_tiny_llava(corpus: list[str], image_size: int, patch_size: int, vision
                                patch_size=patch_size, vision_feature_select_strategy="full",
                                num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE)
     return model, processor
-
 
 
 def clip_vision_config(arch: dict) -> dict:
