@@ -5,7 +5,8 @@ question family on the full evaluation sets (the stage's own `competence`).
     python benchmarks/base_model_recipe.py --world results/world --clip results/clip/world/model \\
         --recipe scratch:2000 --recipe clip:2000 --recipe clip:3000 [--recipe clip:4000:32:1.5e-3]
 
-A recipe is INIT:STEPS[:BATCH[:LR]]; INIT is `scratch` (the vision tower of `--vision`) or
+A recipe is INIT:STEPS[:BATCH[:LR]]; INIT is `scratch` (random weights, the vision tower the
+default had before, SCRATCH_VISION) or
 `clip` (the world CLIP's image encoder, `base_model.tiny.vision_from`); the rest of the SFT
 settings and the language model are config.yaml's.
 """

@@ -46,17 +46,21 @@ def seed_results(cfg: dict, seed: int) -> Path:
     return Path(cfg["results"]) if seed == own_seed(cfg) else Path(cfg["results"]) / "base_seeds" / f"seed{seed}"
 
 
+def study_seeds(cfg: dict, config_path: Path) -> list[int]:
+    """The config's `base_seeds`, where a study can use them."""
+    if not cfg.get("base_seeds"):
+        raise ConfigError(f"config key 'base_seeds': {config_path} names no base seeds for the study")
+    if cfg["base_model"]["kind"] != "tiny_llava":
+        raise ConfigError("config key 'base_seeds': only a base model the workflow trains (tiny_llava) has seeds")
+    return cfg["base_seeds"]
+
+
 def study_configs(config_path) -> list[tuple[int, Path]]:
     """(seed, config file) for each of `base_seeds`; writes the other seeds' configs."""
     config_path = Path(config_path).resolve()
     cfg = load_config(config_path)
-    seeds = cfg.get("base_seeds")
-    if not seeds:
-        raise ConfigError(f"config key 'base_seeds': {config_path} names no base seeds for the study")
-    if cfg["base_model"]["kind"] != "tiny_llava":
-        raise ConfigError("config key 'base_seeds': only a base model the workflow trains (tiny_llava) has seeds")
     out = []
-    for seed in seeds:
+    for seed in study_seeds(cfg, config_path):
         if seed == own_seed(cfg):
             out.append((seed, config_path))
             continue
@@ -81,9 +85,10 @@ def spread(frame: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
 
 def report(config_path) -> Path:
     """`{results}/base_study.md` (+ competence and delta spreads as csv) from the finished runs."""
-    cfg = load_config(Path(config_path).resolve())
+    config_path = Path(config_path).resolve()
+    cfg = load_config(config_path)
     competence, deltas = [], []
-    for seed in cfg.get("base_seeds") or []:
+    for seed in study_seeds(cfg, config_path):
         folder = seed_results(cfg, seed)
         for name, rows in (("base_model/competence.csv", competence), ("tables/deltas.csv", deltas)):
             if not (folder / name).exists():

@@ -67,3 +67,8 @@ def test_report_names_a_base_seed_that_has_not_finished(tmp_path):
     path = study_config(tmp_path, base_seeds=[0, 5])
     with pytest.raises(FileNotFoundError, match="base seed 0"):
         base_study.report(path)
+
+
+def test_report_names_a_config_without_base_seeds(tmp_path):
+    with pytest.raises(ConfigError, match="'base_seeds'"):
+        base_study.report(study_config(tmp_path))
