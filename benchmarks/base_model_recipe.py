@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRATCH_VISION = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4}
 
 
-def run(recipe: str, world: Path, clip: Path, base: dict, image_size: int) -> dict:
+def run(recipe: str, world: Path, clip: Path, base: dict, image_size: int, seed: int, device: str) -> dict:
     init, steps, *rest = recipe.split(":")
-    sft = {**base["sft"], "steps": int(steps)}
+    sft = {**base["sft"], "steps": int(steps), "seed": seed}
     if rest:
         sft["batch_size"] = int(rest[0])
     if len(rest) > 1:
@@ -38,6 +38,7 @@ def run(recipe: str, world: Path, clip: Path, base: dict, image_size: int) -> di
     tiny = base["tiny"]
     model, processor = build_tiny_llava(world_corpus(world), image_size, tiny["patch_size"], SCRATCH_VISION,
                                         tiny["text"], sft["seed"], clip if init == "clip" else None)
+    model.to(device)
     sft_path = world / "sft.json"
     convs = load_conversations(sft_path, require_answers=True)
     examples, pixel_values = encode_sft(processor, convs, lambda c: open_image(world, c.image, sft_path, c.id))
@@ -47,7 +48,7 @@ def run(recipe: str, world: Path, clip: Path, base: dict, image_size: int) -> di
               clip=sft["clip"], seed=sft["seed"])
     seconds = time.perf_counter() - start
     rows = competence(model, processor, world, [], sft["seed"])
-    return {"recipe": recipe, "sft_seconds": round(seconds),
+    return {"recipe": recipe, "seed": seed, "sft_seconds": round(seconds),
             **{r["family"]: round(100 * r["accuracy"], 1) for r in rows}}
 
 
@@ -57,12 +58,16 @@ def main():
     ap.add_argument("--clip", type=Path, default=ROOT / "results/clip/world/model")
     ap.add_argument("--recipe", action="append", required=True)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=None, help="the SFT seed (default: config.yaml's); "
+                    "pass the CLIP of the same base seed with --clip, as base_seeds does")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     for recipe in args.recipe:
-        print(json.dumps(run(recipe, args.world, args.clip, cfg["base_model"], cfg["world"]["image_size"])),
-              flush=True)
+        seed = cfg["base_model"]["sft"]["seed"] if args.seed is None else args.seed
+        print(json.dumps(run(recipe, args.world, args.clip, cfg["base_model"], cfg["world"]["image_size"],
+                             seed, args.device)), flush=True)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,7 @@ def train_sft(model, processor, examples, pixel_values, *, steps: int, batch_siz
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
                                                 pct_start=warmup_frac, anneal_strategy="cos")
     pad = processor.tokenizer.pad_token_id
+    device = next(model.parameters()).device
     with Checkpoints(checkpoint_dir, checkpoint_key, checkpoint_every, model, opt, sched, name="sft") as checkpoints:
         start, loop = checkpoints.resume()
         loop = loop or {"batches": [], "log": [], "running": None, "seconds": 0.0, "rng": rng.getstate()}
@@ -87,7 +88,7 @@ def train_sft(model, processor, examples, pixel_values, *, steps: int, batch_siz
             fault_if_injected(step)
             if not batches:
                 batches = length_bucketed_batches(examples, batch_size, rng)
-            batch = collate(examples, batches.pop(), pixel_values, pad)
+            batch = {k: v.to(device) for k, v in collate(examples, batches.pop(), pixel_values, pad).items()}
             logps, mask = token_logps(model, batch)
             # Mean over each answer's tokens, then over answers, so that a 60-token description
             # does not outweigh sixty one-word answers.
