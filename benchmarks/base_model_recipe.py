@@ -4,6 +4,8 @@ question family on the full evaluation sets (the stage's own `competence`).
 
     python benchmarks/base_model_recipe.py --world results/world --clip results/clip/world/model \\
         --recipe scratch:2000 --recipe clip:2000 --recipe clip:3000 [--recipe clip:4000:32:1.5e-3]
+    python benchmarks/base_model_recipe.py --seed 2 --clip results/base_seeds/seed2/clip/world/model \
+        --recipe clip:6000 --device cuda     # another base seed (its own CLIP), on a GPU
 
 A recipe is INIT:STEPS[:BATCH[:LR]]; INIT is `scratch` (random weights, the vision tower the
 default had before, SCRATCH_VISION) or
