@@ -22,7 +22,9 @@ rule evaluate:
         f"{R}/benchmarks/evaluate.{{run}}.seed{{seed}}.tsv"
     conda:
         "../envs/prefalign.yaml"
-    threads: 2
+    # One thread: two evaluations side by side on 2 cores took 181 s where one at a time on 2
+    # threads took 285 s, with byte-identical samples (docs/notes.md, issue 15).
+    threads: 1
     params:
         evaluation=canonical(config["evaluation"]),
         upstream=lambda wc: target_upstream(f"{wc.run}.seed{wc.seed}"),
