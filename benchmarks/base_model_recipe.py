@@ -4,7 +4,7 @@ question family on the full evaluation sets (the stage's own `competence`).
 
     python benchmarks/base_model_recipe.py --world results/world --clip results/clip/world/model \\
         --recipe scratch:2000 --recipe clip:2000 --recipe clip:3000 [--recipe clip:4000:32:1.5e-3]
-    python benchmarks/base_model_recipe.py --seed 2 --clip results/base_seeds/seed2/clip/world/model \
+    python benchmarks/base_model_recipe.py --seed 2 --clip results/base_seeds/seed2/clip/world/model \\
         --recipe clip:6000 --device cuda     # another base seed (its own CLIP), on a GPU
 
 A recipe is INIT:STEPS[:BATCH[:LR]]; INIT is `scratch` (random weights, the vision tower the
@@ -66,8 +66,8 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    seed = cfg["base_model"]["sft"]["seed"] if args.seed is None else args.seed
     for recipe in args.recipe:
-        seed = cfg["base_model"]["sft"]["seed"] if args.seed is None else args.seed
         print(json.dumps(run(recipe, args.world, args.clip, cfg["base_model"], cfg["world"]["image_size"],
                              seed, args.device)), flush=True)
 
