@@ -11,7 +11,8 @@ rule describe_images:
         f"{R}/benchmarks/describe_images.{{pset}}.{{cp}}.seed{{seed}}.tsv"
     conda:
         "../envs/prefalign.yaml"
-    threads: 2
+    # One thread, as rule sample_responses: generation runs two at a time on 2 cores.
+    threads: 1
     resources:
         mem_mb=4000,
     params:

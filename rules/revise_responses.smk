@@ -13,7 +13,8 @@ rule revise_responses:
         f"{R}/benchmarks/revise_responses.{{pset}}.{{cp}}.{{gen}}.seed{{seed}}.tsv"
     conda:
         "../envs/prefalign.yaml"
-    threads: 2
+    # One thread, as rule sample_responses: generation runs two at a time on 2 cores.
+    threads: 1
     resources:
         mem_mb=4000,
     params:

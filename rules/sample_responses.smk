@@ -12,7 +12,9 @@ rule sample_responses:
         f"{R}/benchmarks/sample_responses.{{pset}}.{{view}}.{{gen}}.seed{{seed}}.tsv"
     conda:
         "../envs/prefalign.yaml"
-    threads: 2
+    # One thread: two generations side by side on 2 cores took 65 s where one at a time on 2
+    # threads took 87 s (6 jobs), with byte-identical responses (docs/notes.md, issue 15).
+    threads: 1
     resources:
         mem_mb=4000,
     params:
