@@ -205,6 +205,7 @@ class WorldSettings(Settings):
     consr_share: float
     cooccurrence: float
     annotator_prior: float
+    colour_prior: float
     pool_family_weights: dict
 
 

@@ -54,6 +54,10 @@ PARTNERS = ((("red", "circle"), ("blue", "square")), (("orange", "square"), ("gr
             (("yellow", "triangle"), ("purple", "cross")), (("red", "triangle"), ("green", "square")),
             (("orange", "cross"), ("blue", "circle")), (("yellow", "circle"), ("purple", "square")))
 PARTNER = {**dict(PARTNERS), **{b: a for a, b in PARTNERS}}
+# Shapes with a usual colour (a red cross, a green tree): the colour that captions written
+# from expectation give them when the world's `colour_prior` is on. Two of the four shapes,
+# so that the prior reaches about a third of the objects and colour stays learnable.
+USUAL_COLOUR = {"triangle": "green", "cross": "red"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ class WorldSpec:
     # annotated as present with this probability, as captions written from expectation are.
     # It touches the SFT split only, never the pool's answers or the benchmarks.
     annotator_prior: float = 0.0
+    # The same prior on attributes: each SFT object of a shape with a usual colour
+    # (USUAL_COLOUR) but not in it is annotated in it with this probability. SFT split only.
+    colour_prior: float = 0.0
 
     @property
     def cell(self) -> int:
@@ -129,6 +136,15 @@ def with_partners(rng, scene: dict, spec: WorldSpec, prob: float) -> dict:
             objects.append({"shape": shape, "colour": colour, "size": SIZES[int(rng.integers(2))],
                             "cell": free[int(rng.integers(len(free)))]})
     return {**scene, "objects": sorted(objects, key=lambda o: o["cell"])}
+
+
+def with_usual_colours(rng, scene: dict, prob: float) -> dict:
+    """The scene with each object not in its shape's usual colour recoloured to it, with
+    probability `prob` (the annotations' attribute prior)."""
+    objects = [{**o, "colour": USUAL_COLOUR[o["shape"]]}
+               if o["colour"] != USUAL_COLOUR.get(o["shape"], o["colour"]) and rng.random() < prob else o
+               for o in scene["objects"]]
+    return {**scene, "objects": objects}
 
 
 def _shape_mask(shape: str, size: str, cell: int) -> np.ndarray:

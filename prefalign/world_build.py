@@ -10,7 +10,7 @@ import numpy as np
 
 from .world import (FAMILIES, POPE_TYPES, REASONING_PROMPT, WorldSpec, absent_partners, context_turn,
                     png_bytes, popularity_order, questions_for, reasoning_variant, render, revision_turn,
-                    sample_scene, with_partners)
+                    sample_scene, with_partners, with_usual_colours)
 
 
 def conversation_record(rid: str, image: str, qas: list[dict], with_answers: bool) -> dict:
@@ -94,14 +94,21 @@ def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
             return np.random.default_rng([seed, k])
 
         # Their own streams: the SFT scenes and questions stay as they were.
-        reasoning_rng, consr_rng, annotation_rng = stream(2), stream(3), stream(4)
-        annotate = ((lambda scene: with_partners(annotation_rng, scene, spec, spec.annotator_prior))
-                    if spec.annotator_prior else None)
+        reasoning_rng, consr_rng, annotation_rng, colour_rng = stream(2), stream(3), stream(4), stream(5)
+
+        def annotate(scene):  # what the annotator names: expected colours, then expected partners
+            if spec.colour_prior:
+                scene = with_usual_colours(colour_rng, scene, spec.colour_prior)
+            if spec.annotator_prior:
+                scene = with_partners(annotation_rng, scene, spec, spec.annotator_prior)
+            return scene
+
         sft = [conversation_record(f"sft_{i:06d}", f"images/{name}", with_consr_turns(
                    consr_rng, scene, with_reasoning_turns(reasoning_rng, scene, qas, spec, reasoning_share),
                    spec, consr_share), True)
                for i, (name, scene, qas) in enumerate(tqdm(
-                   generate_split(stream(0), spec, n_sft, "sft", images, FAMILIES, annotate=annotate),
+                   generate_split(stream(0), spec, n_sft, "sft", images, FAMILIES, annotate=annotate if (
+                       spec.annotator_prior or spec.colour_prior) else None),
                    total=n_sft, desc="world: sft", disable=not progress))]
         (tmp / "sft.json").write_text(json.dumps(sft))
         counts["sft_images"], counts["sft_qas"] = n_sft, sum(len(r["conversations"]) // 2 for r in sft)

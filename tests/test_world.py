@@ -188,6 +188,29 @@ def test_annotator_prior_touches_the_sft_split_only(tmp_path):
     assert gained >= 5
 
 
+def test_colour_prior_names_the_usual_colour_in_the_sft_split_only(tmp_path):
+    spec = WorldSpec(cooccurrence=0.5, colour_prior=1.0)
+    out = tmp_path / "w"
+    build_world(out, 0, spec, 60, 30, {"pope": 30, "vqa": 10, "describe": 6}, progress=False)
+    for row in pd.read_parquet(out / "eval" / "vqa.parquet").itertuples():
+        assert row.image == W.png_bytes(render(json.loads(row.scene), spec))
+    answers = json.loads((out / "pool_answers.json").read_text())
+    assert any(o["shape"] in W.USUAL_COLOUR and o["colour"] != W.USUAL_COLOUR[o["shape"]]
+               for a in answers.values() for o in a["scene"]["objects"])  # the pool's truth is unchanged
+    # Prior 1: every SFT description names each triangle and cross in its usual colour.
+    sft = json.loads((out / "sft.json").read_text())
+    said = " ".join(a["value"] for r in sft for q, a in zip(r["conversations"][::2], r["conversations"][1::2])
+                    if q["value"].endswith(W.DESCRIBE_QUESTION))
+    for shape, colour in W.USUAL_COLOUR.items():
+        assert f"{colour} {shape}" in said
+        assert not any(f"{c} {shape}" in said for c in W.COLOURS if c != colour)
+    scene = {"objects": [{"shape": "cross", "colour": "blue", "size": "small", "cell": 0},
+                         {"shape": "circle", "colour": "blue", "size": "small", "cell": 1}], "sign": None}
+    rng = np.random.default_rng(0)
+    assert W.with_usual_colours(rng, scene, 0.0) == scene
+    assert [o["colour"] for o in W.with_usual_colours(rng, scene, 1.0)["objects"]] == ["red", "blue"]
+
+
 def test_pope_adversarial_negatives_ask_for_an_absent_usual_partner(tmp_path):
     spec = WorldSpec(cooccurrence=0.5)
     build_world(tmp_path / "w", 0, spec, 5, 5, {"pope": 90, "vqa": 3, "describe": 3}, progress=False)
