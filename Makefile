@@ -82,11 +82,13 @@ ablations: venv
 	@echo "Tables: results/tables/ (the paper tables of make tables-list CONFIG=configs/miniature_ablations.yaml)"
 
 # The base-model study (issue: base-model variance): `make reproduce` over each base seed of
-# STUDY (`base_seeds:`), each base in its own results folder, then <results>/base_study.md.
+# STUDY (`base_seeds:`), each base in its own results folder, then <results>/base_study.md,
+# which the results document then holds beside the default's paired intervals.
 STUDY ?= configs/miniature_base_seeds.yaml
 base-study: venv
 	for c in $$($(PY) -m prefalign.base_study configs $(STUDY)); do $(MAKE) reproduce CONFIG=$$c || exit $$?; done
 	$(PY) -m prefalign.base_study report $(STUDY)
+	$(PY) -m prefalign.results_doc --configfile $(STUDY) --command "make base-study STUDY=$(STUDY)"
 
 # The paper tables of a config (`paper_tables:`), each a target that builds exactly its runs:
 # .venv/bin/snakemake --configfile $(CONFIG) <results>/tables/<name>.md

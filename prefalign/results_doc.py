@@ -104,6 +104,24 @@ def _shift_headings(markdown: str) -> str:
     return "\n".join("##" + line if line.startswith("#") else line for line in markdown.strip().splitlines())
 
 
+def base_study_section(results: Path) -> list[str]:
+    """`make base-study`'s report, where one of its base models is this run's (else it says
+    the report is stale): the spread over base models beside this run's paired intervals."""
+    study, spread = results / "base_study.md", results / "base_study_competence.csv"
+    if not study.exists():
+        return []
+    head = ["", "## Over base models", ""]
+    mine = pd.read_csv(results / "base_model" / "competence.csv").assign(
+        accuracy=lambda d: (100 * d.accuracy).round(2)).set_index(["family", "view"]).accuracy
+    seeds = pd.read_csv(spread).set_index(["family", "view"]).filter(like="seed ") if spread.exists() else None
+    if seeds is None or not any(seeds[c].reindex(mine.index).round(2).equals(mine) for c in seeds):
+        return head + ["`base_study.md` was made with base models none of which is this run's: "
+                       "rerun `make base-study`."]
+    return head + ["The differences above are paired over items with one base model; how much "
+                   "they move over independently trained base models (`base_study.md`, "
+                   "`make base-study`):", "", _shift_headings(study.read_text())]
+
+
 def results_document(results: Path, command: str, commit: str | None = None) -> str:
     """`commit`: the code the run was made with, where not this checkout's."""
     results = Path(results)
@@ -137,6 +155,7 @@ def results_document(results: Path, command: str, commit: str | None = None) -> 
         path = tables / f"{name}.md"
         if path.exists():
             parts += ["", f"## {title}", "", f"(`tables/{name}.md`)", "", _shift_headings(path.read_text())]
+    parts += base_study_section(results)
     # the paper tables (config `paper_tables:`), by their names' pattern
     for path in sorted(p for p in tables.glob("*.md") if PAPER_TABLE.fullmatch(p.stem)):
         parts += ["", f"## Paper table `{path.stem}`", "", _shift_headings(path.read_text())]

@@ -38,3 +38,19 @@ def test_the_results_document_of_the_micro_run_holds_its_times_competence_and_ta
     via_config = tmp_path / "via_config.md"
     results_doc.main(["--configfile", str(child), "--out", str(via_config), "--command", "the micro run"])
     assert via_config.read_text() == text
+
+
+def test_the_base_study_joins_the_document_only_when_one_of_its_bases_is_the_runs(tmp_path):
+    (tmp_path / "base_model").mkdir()
+    competence = pd.DataFrame({"family": ["exist", "colour"], "view": ["clean", "clean"], "accuracy": [0.826, 0.62]})
+    competence.to_csv(tmp_path / "base_model" / "competence.csv", index=False)
+    assert results_doc.base_study_section(tmp_path) == []  # no study: no section
+    (tmp_path / "base_study.md").write_text("# The base-model study\n\n| run | sd |\n|---|---|\n| oracle | 0.7 |\n")
+    spread = pd.DataFrame({"family": ["colour", "exist"], "view": ["clean", "clean"], "seed 0": [62.0, 82.6],
+                           "seed 1": [60.0, 84.0], "mean": [61.0, 83.3], "sd": [1.4, 1.0], "range": [2.0, 1.4]})
+    spread.to_csv(tmp_path / "base_study_competence.csv", index=False)
+    text = "\n".join(results_doc.base_study_section(tmp_path))
+    assert "### The base-model study" in text and "| oracle | 0.7 |" in text
+    spread.assign(**{"seed 0": [62.0, 82.5]}).to_csv(tmp_path / "base_study_competence.csv", index=False)
+    text = "\n".join(results_doc.base_study_section(tmp_path))
+    assert "rerun `make base-study`" in text and "| oracle |" not in text
