@@ -96,7 +96,7 @@ def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
         # Their own streams: the SFT scenes and questions stay as they were.
         reasoning_rng, consr_rng, annotation_rng, colour_rng = stream(2), stream(3), stream(4), stream(5)
 
-        def annotate(scene):  # what the annotator names: expected colours, then expected partners
+        def annotate(scene):  # what the annotator names: expected colours, then partners (no prior: the scene)
             if spec.colour_prior:
                 scene = with_usual_colours(colour_rng, scene, spec.colour_prior)
             if spec.annotator_prior:
@@ -107,8 +107,7 @@ def build_world(out_dir, seed: int, spec: WorldSpec, n_sft: int, n_pool: int,
                    consr_rng, scene, with_reasoning_turns(reasoning_rng, scene, qas, spec, reasoning_share),
                    spec, consr_share), True)
                for i, (name, scene, qas) in enumerate(tqdm(
-                   generate_split(stream(0), spec, n_sft, "sft", images, FAMILIES, annotate=annotate if (
-                       spec.annotator_prior or spec.colour_prior) else None),
+                   generate_split(stream(0), spec, n_sft, "sft", images, FAMILIES, annotate=annotate),
                    total=n_sft, desc="world: sft", disable=not progress))]
         (tmp / "sft.json").write_text(json.dumps(sft))
         counts["sft_images"], counts["sft_qas"] = n_sft, sum(len(r["conversations"]) // 2 for r in sft)
