@@ -6,6 +6,8 @@ question family on the full evaluation sets (the stage's own `competence`).
         --recipe scratch:2000 --recipe clip:2000 --recipe clip:3000 [--recipe clip:4000:32:1.5e-3]
     python benchmarks/base_model_recipe.py --seed 2 --clip results/base_seeds/seed2/clip/world/model \\
         --recipe clip:6000 --device cuda     # another base seed (its own CLIP), on a GPU
+    python benchmarks/base_model_recipe.py --recipe clip:6000 --text hidden_size=96 \\
+        --text intermediate_size=192         # a smaller language model, the rest config.yaml's
 
 A recipe is INIT:STEPS[:BATCH[:LR]]; INIT is `scratch` (random weights, the vision tower the
 default had before, SCRATCH_VISION) or
@@ -50,7 +52,7 @@ def run(recipe: str, world: Path, clip: Path, base: dict, image_size: int, seed:
               clip=sft["clip"], seed=sft["seed"])
     seconds = time.perf_counter() - start
     rows = competence(model, processor, world, [], sft["seed"])
-    return {"recipe": recipe, "seed": seed, "sft_seconds": round(seconds),
+    return {"recipe": recipe, "text": tiny["text"], "seed": seed, "sft_seconds": round(seconds),
             **{r["family"]: round(100 * r["accuracy"], 1) for r in rows}}
 
 
@@ -63,10 +65,18 @@ def main():
     ap.add_argument("--seed", type=int, default=None, help="the SFT seed (default: config.yaml's); "
                     "pass the CLIP of the same base seed with --clip, as base_seeds does")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--text", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting of the language model (base_model.tiny.text) for every recipe")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     seed = cfg["base_model"]["sft"]["seed"] if args.seed is None else args.seed
+    text = cfg["base_model"]["tiny"]["text"]
+    for setting in args.text:
+        key, _, value = setting.partition("=")
+        if key not in text:
+            ap.error(f"--text {setting}: base_model.tiny.text has no {key!r} (it has {sorted(text)})")
+        text[key] = yaml.safe_load(value)
     for recipe in args.recipe:
         print(json.dumps(run(recipe, args.world, args.clip, cfg["base_model"], cfg["world"]["image_size"],
                              seed, args.device)), flush=True)

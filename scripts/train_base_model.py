@@ -11,5 +11,5 @@ o = snakemake.output
 every = snakemake.config["base_model"]["sft"]["checkpoint_every"]
 base = {**snakemake.params.base, "sft": {**snakemake.params.base["sft"], "checkpoint_every": every}}
 train_base_model(world_dir=snakemake.input.world, vision_from=snakemake.input.get("vision"), model_dir=o.model,
-                 log_csv=o.log, competence_csv=o.competence, base=BaseModelSettings.of(base),
+                 log_csv=o.log, base=BaseModelSettings.of(base),
                  image_size=snakemake.params.image_size)

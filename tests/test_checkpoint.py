@@ -160,11 +160,10 @@ def sft(world, out, checkpoint_every, fault=None):
                                            "text": {"hidden_size": 32, **layers, "num_key_value_heads": 2,
                                                     "max_position_embeddings": 256, "initializer_range": 0.1}},
             "sft": {"steps": 9, "batch_size": 64, "lr": 2e-3, "weight_decay": 0.01, "warmup_frac": 0.15,
-                    "clip": 1.0, "seed": 0, "checkpoint_every": checkpoint_every},
-            "competence_noise_steps": [500]}
+                    "clip": 1.0, "seed": 0, "checkpoint_every": checkpoint_every}}
     return in_fresh_process("train_base_model", dict(
         world_dir=str(world), model_dir=str(out / "model"), log_csv=str(out / "sft_log.csv"),
-        competence_csv=str(out / "competence.csv"), base=BaseModelSettings.of(bcfg), image_size=30), fault)
+        base=BaseModelSettings.of(bcfg), image_size=30), fault)
 
 
 def test_an_interrupted_sft_resumes_byte_identical(small_world, tmp_path):
@@ -178,8 +177,7 @@ def test_an_interrupted_sft_resumes_byte_identical(small_world, tmp_path):
     rerun = sft(small_world, out, 4)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "resumed from step 4" in rerun.stderr
-    for name in ("model/model.safetensors", "competence.csv"):
-        assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert (out / "model/model.safetensors").read_bytes() == (tmp_path / "whole/model/model.safetensors").read_bytes()
     without_seconds = [pd.read_csv(d / "sft_log.csv").drop(columns="seconds") for d in (out, tmp_path / "whole")]
     assert len(without_seconds[0]) == 2 and without_seconds[0].equals(without_seconds[1])  # steps 0 and 8
     assert not (out / "checkpoint").exists()

@@ -207,7 +207,8 @@ def with_beta(beta):
 @pytest.mark.slow
 def test_params_rerun_only_what_a_change_reaches(micro_run, tmp_path):
     """Params hold what changes a job's output, in canonical form (dry runs on the finished
-    micro run): reordered keys plan nothing, a label the tables, a view the runs that use it."""
+    micro run): reordered keys plan nothing, a label the tables, a view the runs that use it,
+    the competence's noise steps the competence and not the SFT."""
     results, args, out = micro_run
     assert out.returncode == 0
     assert planned(args, micro_variant(tmp_path / "sorted.yaml")) == {}  # keys reordered
@@ -216,6 +217,9 @@ def test_params_rerun_only_what_a_change_reaches(micro_run, tmp_path):
     noise = micro_variant(tmp_path / "noise.yaml", lambda c: c["augmentations"]["noise500"].update(step=400))
     dry = run([str(noise) if a.endswith("micro.yaml") else a for a in args] + ["-n"], ROOT)
     assert set(re.findall(r"seed1/train/(\w+)/adapter", dry.stdout)) == {"smpro", "consr"}
+    competence = micro_variant(tmp_path / "competence.yaml",
+                               lambda c: c["base_model"].update(competence_noise_steps=[500]))
+    assert planned(args, competence) == {"base_competence": 1, "report_pages": 1}  # not the SFT
     checkpointing = micro_variant(tmp_path / "checkpointing.yaml",
                                   lambda c: c["training"]["miniature"].update(checkpoint_every=1, report_to="none"))
     assert planned(args, checkpointing) == {}  # how often a training checkpoints, or where else it logs

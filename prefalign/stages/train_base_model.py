@@ -1,5 +1,5 @@
-"""Rule train_base_model: the miniature's tiny LLaVA, built and trained (SFT) on the world,
-with its competence per question family, clean and under noise."""
+"""Rules train_base_model and base_competence: the miniature's tiny LLaVA, built and trained
+(SFT) on the world, and its competence per question family, clean and under noise."""
 from __future__ import annotations
 
 import io
@@ -68,8 +68,8 @@ def false_yes_on_partners(df, preds, scenes) -> dict:
     return {"false_yes": len(false_yes), "false_yes_on_partner": on_partner}
 
 
-def train_base_model(*, world_dir, model_dir, log_csv, competence_csv, base: BaseModelSettings,
-                     image_size: int, vision_from=None) -> None:
+def train_base_model(*, world_dir, model_dir, log_csv, base: BaseModelSettings, image_size: int,
+                     vision_from=None) -> None:
     """`vision_from`: the world CLIP whose image encoder starts the vision tower
     (`base_model.tiny.vision_from`); without it the tower starts from random weights."""
     from ..sft import encode_sft, train_sft
@@ -92,5 +92,12 @@ def train_base_model(*, world_dir, model_dir, log_csv, competence_csv, base: Bas
     with atomic_path(model_dir) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-    write_csv(competence_csv, competence(model, processor, world_dir, base.competence_noise_steps, scfg.seed))
     checkpoint.discard(checkpoints)
+
+
+def base_competence(*, model_dir, world_dir, competence_csv, noise_steps, seed: int, device: str, dtype: str) -> None:
+    """Rule base_competence: its own job, so that the runs' first stages need not wait for it."""
+    from ..model import load_model
+
+    model, processor = load_model(model_dir, dtype=dtype, device=device)
+    write_csv(competence_csv, competence(model, processor, world_dir, noise_steps, seed))
