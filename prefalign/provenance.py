@@ -72,9 +72,21 @@ def closure(config: dict, *entries: tuple[str, str]) -> dict:
     return found
 
 
+# Global settings that change one rule's output only (that rule holds them in its own params).
+OWN_RULE_ONLY = {"base_model": ("competence_noise_steps",)}
+
+
+def without_own_rule_settings(section: str, value):
+    """`value` of a top-level section less the keys of OWN_RULE_ONLY."""
+    if not isinstance(value, dict):
+        return value
+    return {k: v for k, v in value.items() if k not in OWN_RULE_ONLY.get(section, ())}
+
+
 def upstream(config: dict, *entries: tuple[str, str], globals: tuple[str, ...] = GLOBAL) -> str:
     """A digest of the top-level settings `globals` and the closure of `entries`."""
-    settings = {"global": canonical({k: config.get(k) for k in globals}), **closure(config, *entries)}
+    settings = {"global": canonical({k: without_own_rule_settings(k, config.get(k)) for k in globals}),
+                **closure(config, *entries)}
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

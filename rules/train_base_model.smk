@@ -16,7 +16,7 @@ rule train_base_model:
     resources:
         mem_mb=4000,
     params:
-        base=canonical({k: v for k, v in config["base_model"].items() if k != "competence_noise_steps"}),
+        base=canonical(without_own_rule_settings("base_model", config["base_model"])),
         upstream=upstream(config, globals=("world",)),
         image_size=config.get("world", {}).get("image_size"),
     script:
