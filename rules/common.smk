@@ -6,7 +6,14 @@ from prefalign.config import validate_config
 from prefalign.data import world_dir
 from prefalign.evaluation import is_miniature
 from prefalign.paper_tables import paper_of
-from prefalign.provenance import GLOBAL as GLOBAL_SETTINGS, canonical, closure, run_order, upstream, without_own_rule_settings
+from prefalign.provenance import (
+    GLOBAL as GLOBAL_SETTINGS,
+    canonical,
+    closure,
+    run_order,
+    upstream,
+    without_own_rule_settings,
+)
 
 validate_config(config)  # the schema, the cross-references it cannot express, every default
 
