@@ -24,6 +24,9 @@ PRESENTATION = frozenset({"label", "title", "seeds", "main_table"})
 NO_OUTPUT_EFFECT = frozenset({"checkpoint_every", "report_to"})
 # Settings every job after the world depends on.
 GLOBAL = ("world", "base_model", "device", "dtype")
+# Keys of a GLOBAL section that change one rule's output only (that rule holds them in its own
+# params): every other job's digest leaves them out.
+OWN_RULE_ONLY = {"base_model": frozenset({"competence_noise_steps"})}
 # The fields (at any depth of an entry) that name an entry of another section.
 REFERENCES = {
     "runs": {"preferences": "preference_sets", "objective": "objectives", "training": "training"},
@@ -72,20 +75,9 @@ def closure(config: dict, *entries: tuple[str, str]) -> dict:
     return found
 
 
-# Global settings that change one rule's output only (that rule holds them in its own params).
-OWN_RULE_ONLY = {"base_model": ("competence_noise_steps",)}
-
-
-def without_own_rule_settings(section: str, value):
-    """`value` of a top-level section less the keys of OWN_RULE_ONLY."""
-    if not isinstance(value, dict):
-        return value
-    return {k: v for k, v in value.items() if k not in OWN_RULE_ONLY.get(section, ())}
-
-
 def upstream(config: dict, *entries: tuple[str, str], globals: tuple[str, ...] = GLOBAL) -> str:
     """A digest of the top-level settings `globals` and the closure of `entries`."""
-    settings = {"global": canonical({k: without_own_rule_settings(k, config.get(k)) for k in globals}),
+    settings = {"global": {k: canonical(config.get(k), OWN_RULE_ONLY.get(k, frozenset())) for k in sorted(globals)},
                 **closure(config, *entries)}
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]

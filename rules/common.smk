@@ -12,7 +12,7 @@ from prefalign.provenance import (
     closure,
     run_order,
     upstream,
-    without_own_rule_settings,
+    OWN_RULE_ONLY,
 )
 
 validate_config(config)  # the schema, the cross-references it cannot express, every default

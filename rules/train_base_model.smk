@@ -16,7 +16,7 @@ rule train_base_model:
     resources:
         mem_mb=4000,
     params:
-        base=canonical(without_own_rule_settings("base_model", config["base_model"])),
+        base=canonical(config["base_model"], OWN_RULE_ONLY["base_model"]),
         upstream=upstream(config, globals=("world",)),
         image_size=config.get("world", {}).get("image_size"),
     script:
