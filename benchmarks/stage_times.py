@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from prefalign.results_doc import stage_table_markdown, stage_times
+from prefalign.results_doc import stage_table_markdown, stage_times, wall_time_sentence
 
 
 def main():
@@ -33,11 +33,11 @@ def main():
                         "--config", f"results={results}"], check=True, env=env)
         wall = time.time() - t0
     try:
-        table, span = stage_times(results)
+        table, spans = stage_times(results)
     except FileNotFoundError as e:
         sys.exit(f"{e} (or pass --run)")
     print(stage_table_markdown(table, memory=a.no_forkserver or not a.run))
-    print(f"\nfirst job's start to last job's end: {span:.0f} s")
+    print("\n" + wall_time_sentence(table, spans))
     if wall is not None:
         print(f"\nend-to-end wall time of the snakemake run: {wall:.0f} s")
 

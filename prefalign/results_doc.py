@@ -34,9 +34,15 @@ TABLES = (
 )
 
 
-def stage_times(results: Path) -> tuple[pd.DataFrame, float]:
-    """Per stage: jobs, summed job seconds and peak RSS; and the run's wall time, from the
-    first job's start (its benchmark file's time minus its seconds) to the last job's end."""
+# Jobs that start more than this long after every earlier job ended belong to another sitting
+# (a folder whose world was built yesterday, one stage forced again): Snakemake's own gap
+# between two jobs of one run is far shorter.
+SITTING_GAP_S = 60.0
+
+
+def stage_times(results: Path) -> tuple[pd.DataFrame, list[tuple[float, float]]]:
+    """Per stage: jobs, summed job seconds and peak RSS; and the sittings of the folder's jobs,
+    (start, end) each, a job's start being its benchmark file's time minus its seconds."""
     rows, starts, ends = [], [], []
     for f in sorted((Path(results) / "benchmarks").glob("*.tsv")):
         b = pd.read_csv(f, sep="\t")
@@ -51,7 +57,27 @@ def stage_times(results: Path) -> tuple[pd.DataFrame, float]:
     table = (pd.DataFrame(rows).groupby("stage", sort=False)
              .agg(jobs=("stage", "count"), seconds=("seconds", "sum"), max_rss_mb=("max_rss_mb", "max"))
              .reset_index())
-    return table, max(ends) - min(starts)
+    return table, sittings(list(zip(starts, ends)))
+
+
+def sittings(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Merge job intervals into the spans during which jobs ran, gaps under SITTING_GAP_S bridged."""
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1] + SITTING_GAP_S:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def wall_time_sentence(table: pd.DataFrame, spans: list[tuple[float, float]]) -> str:
+    wall = sum(end - start for start, end in spans)
+    where = "from the first job's start to the last job's end"
+    if len(spans) > 1:
+        where = (f"the sum of {len(spans)} sittings: the folder's jobs ran in separate invocations, "
+                 f"{(spans[-1][1] - spans[0][0]) / 3600:.1f} h from the first job's start to the last job's end")
+    return f"Wall time {wall / 60:.1f} min ({wall:.0f} s, {where}, {table.jobs.sum()} jobs)."
 
 
 def stage_table_markdown(table: pd.DataFrame, memory: bool = True) -> str:
@@ -129,7 +155,7 @@ def results_document(results: Path, command: str, commit: str | None = None) -> 
     if commit is None:
         commit = _git("rev-parse", "--short", "HEAD") or "unknown"
         dirty = " (with uncommitted changes)" if _git("status", "--porcelain", "--untracked-files=no") else ""
-    table, wall = stage_times(results)
+    table, spans = stage_times(results)
     parts = [
         "# Results of a run on the miniature",
         "",
@@ -139,9 +165,8 @@ def results_document(results: Path, command: str, commit: str | None = None) -> 
         "",
         "## Time",
         "",
-        f"Wall time {wall / 60:.1f} min ({wall:.0f} s, from the first job's start to the last job's end, "
-        f"{table.jobs.sum()} jobs). Per stage, from Snakemake's benchmark files (peak memory per "
-        "stage: `python benchmarks/stage_times.py --run --no-forkserver`):",
+        wall_time_sentence(table, spans) + " Per stage, from Snakemake's benchmark files (peak memory "
+        "per stage: `python benchmarks/stage_times.py --run --no-forkserver`):",
         "",
         stage_table_markdown(table, memory=False),
     ]

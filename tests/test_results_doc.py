@@ -16,11 +16,12 @@ def test_the_results_document_of_the_micro_run_holds_its_times_competence_and_ta
     out_file = tmp_path / "results.md"
     results_doc.main(["--results", str(results), "--out", str(out_file), "--command", "the micro run"])
     text = out_file.read_text()
-    table, wall = results_doc.stage_times(results)
+    table, spans = results_doc.stage_times(results)
     benchmark_files = sorted((results / "benchmarks").glob("*.tsv"))
     assert table.jobs.sum() == len(benchmark_files)
     assert round(table.seconds.sum()) == round(sum(pd.read_csv(f, sep="\t")["s"].iloc[0] for f in benchmark_files))
-    assert 0 < wall <= table.seconds.sum() + 60
+    assert len(spans) == 1 and 0 < spans[0][1] - spans[0][0] <= table.seconds.sum() + 60  # one sitting
+    assert results_doc.wall_time_sentence(table, spans) in text
     assert f"| **sum** | {len(benchmark_files)} |" in text and "the micro run" in text
     competence = pd.read_csv(results / "base_model" / "competence.csv")
     for family in set(competence.family):
@@ -38,6 +39,18 @@ def test_the_results_document_of_the_micro_run_holds_its_times_competence_and_ta
     via_config = tmp_path / "via_config.md"
     results_doc.main(["--configfile", str(child), "--out", str(via_config), "--command", "the micro run"])
     assert via_config.read_text() == text
+
+
+def test_the_wall_time_counts_the_sittings_in_which_jobs_ran_not_the_days_between_them():
+    # a world and CLIP built in the morning, the rest of the run after lunch: two sittings
+    jobs = [(0, 10), (10.5, 130), (4 * 3600, 4 * 3600 + 900), (4 * 3600 + 100, 4 * 3600 + 1000),
+            (4 * 3600 + 1030, 4 * 3600 + 1100)]
+    spans = results_doc.sittings(jobs)
+    assert spans == [(0, 130), (4 * 3600, 4 * 3600 + 1100)]
+    table = pd.DataFrame({"stage": ["a"], "jobs": [5], "seconds": [0.0]})
+    sentence = results_doc.wall_time_sentence(table, spans)
+    assert sentence.startswith("Wall time 20.5 min (1230 s, the sum of 2 sittings") and "4.3 h" in sentence
+    assert "sittings" not in results_doc.wall_time_sentence(table, spans[1:])
 
 
 def test_the_base_study_joins_the_document_only_when_one_of_its_bases_is_the_runs(tmp_path):
