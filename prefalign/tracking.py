@@ -6,12 +6,17 @@ job's outputs, `<train>/<run>/wandb/offline-run-*`, one per attempt, and are not
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 REPORT_TO = ("none", "wandb")
+# run.finish() can return before wandb's service process has written the offline run's
+# records (read at once, the .wandb file held its header only in 2 of 10 runs)
+OFFLINE_WRITE_TIMEOUT_S = 30.0
 
 
 @contextlib.contextmanager
@@ -28,28 +33,49 @@ def step_logger(report_to: str, folder, name: str, config: dict):
     folder.mkdir(parents=True, exist_ok=True)
     run = wandb.init(mode="offline", dir=folder, project="prefalign", name=name, config=config,
                      settings=wandb.Settings(silent=True, console="off"))
-    log.info("training metrics also to Weights & Biases, offline: %s", run.dir)
+    run_folder = Path(run.dir).parent
+    log.info("training metrics also to Weights & Biases, offline: %s", run_folder)
     try:
         yield lambda row: run.log({k: v for k, v in row.items() if k != "step"}, step=row["step"])
     finally:
         run.finish()
+        _wait_for_exit_record(run_folder)
 
 
-def offline_history(run_folder) -> tuple[dict, list[dict]]:
-    """(config, history rows) of a Weights & Biases offline run folder, read back from its
-    .wandb file: what `wandb sync` would upload."""
-    import json
+def _wait_for_exit_record(run_folder: Path) -> None:
+    """Return once the offline run's .wandb file holds its exit record, so the folder
+    is complete when the job's outputs are; warn after OFFLINE_WRITE_TIMEOUT_S."""
+    deadline = time.monotonic() + OFFLINE_WRITE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            if any(record.WhichOneof("record_type") == "exit" for record in _records(run_folder)):
+                return
+        except (ValueError, AssertionError):  # no file yet, or a record half written
+            pass
+        time.sleep(0.05)
+    log.warning("wandb's offline run %s has no exit record after %.0f s: it may be incomplete",
+                run_folder, OFFLINE_WRITE_TIMEOUT_S)
 
+
+def _records(run_folder):
+    """The records of a Weights & Biases offline run folder's .wandb file, in order."""
     from wandb.proto import wandb_internal_pb2
     from wandb.sdk.internal import datastore
 
     (path,) = Path(run_folder).glob("run-*.wandb")
     store = datastore.DataStore()
     store.open_for_scan(str(path))
-    config, history = {}, []
     while (data := store.scan_data()) is not None:
         record = wandb_internal_pb2.Record()
         record.ParseFromString(data)
+        yield record
+
+
+def offline_history(run_folder) -> tuple[dict, list[dict]]:
+    """(config, history rows) of a Weights & Biases offline run folder, read back from its
+    .wandb file: what `wandb sync` would upload."""
+    config, history = {}, []
+    for record in _records(run_folder):
         kind = record.WhichOneof("record_type")
         updates = record.run.config.update if kind == "run" else record.config.update if kind == "config" else []
         config.update({i.key: json.loads(i.value_json) for i in updates if i.key != "_wandb"})
