@@ -52,7 +52,7 @@ def run(recipe: str, world: Path, clip: Path, base: dict, image_size: int, seed:
               clip=sft["clip"], seed=sft["seed"])
     seconds = time.perf_counter() - start
     rows = competence(model, processor, world, [], sft["seed"])
-    return {"recipe": recipe, "text": tiny["text"], "seed": seed, "sft_seconds": round(seconds),
+    return {"recipe": recipe, "language_model": tiny["text"], "seed": seed, "sft_seconds": round(seconds),
             **{r["family"]: round(100 * r["accuracy"], 1) for r in rows}}
 
 
