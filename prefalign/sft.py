@@ -112,7 +112,9 @@ def train_sft(model, processor, examples, pixel_values, *, steps: int, batch_siz
     torch.manual_seed(seed)
     rng = random.Random(seed)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    # fused: one kernel over every parameter; the for-loop version took twice as long (5.6 ms
+    # of a 68-ms step on a 2-core Xeon, with clipping; docs/notes.md "Fewer padded tokens")
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98), fused=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
                                                 pct_start=warmup_frac, anneal_strategy="cos")
     pad = processor.tokenizer.pad_token_id
