@@ -17,26 +17,34 @@ import time
 import torch
 from tqdm import tqdm
 
-from .model import build_scoring_batch, token_logps
+from .model import encode_prompts, response_token_ids, token_logps
 
 
 def encode_sft(processor, conversations, load_image, chunk: int = 512):
-    """Pre-tokenise every (image, question, answer) once; pixel values once per image."""
-    examples, image_index, images = [], {}, []
-    flat = [(c, t) for c in conversations for t in c.turns]
-    for c, _ in flat:
+    """Every (question, image, answer) turn as (token ids, answer mask, image index), and pixel
+    values once per image. Each distinct question's prompt is tokenised once, with one of its
+    images (the world's images are all one size, so a prompt's image tokens are too), and each
+    distinct answer once: 2145 questions and 4481 answers make the default's 27,281 turns."""
+    image_index, images, question_image = {}, [], {}
+    for c in conversations:
         if c.image not in image_index:
             image_index[c.image] = len(images)
             images.append(load_image(c))
+        for t in c.turns:
+            question_image.setdefault(t.question, image_index[c.image])
     pixel_values = processor.image_processor(images, return_tensors="pt")["pixel_values"]
-    for s in tqdm(range(0, len(flat), chunk), desc="sft: tokenise", leave=False):
-        part = flat[s:s + chunk]
-        batch = build_scoring_batch(processor, [images[image_index[c.image]] for c, _ in part],
-                                    [t.question for _, t in part], [t.answer for _, t in part])
-        for b, (c, _) in enumerate(part):
-            n = int(batch["attention_mask"][b].sum())
-            examples.append((batch["input_ids"][b, :n], batch["response_mask"][b, :n],
-                             image_index[c.image]))
+    questions, prompts = list(question_image), {}
+    for s in tqdm(range(0, len(questions), chunk), desc="sft: tokenise", leave=False):
+        part = questions[s:s + chunk]
+        enc = encode_prompts(processor, [images[question_image[q]] for q in part], part, padding_side="left")
+        prompts.update((q, ids[m.bool()].tolist()) for q, ids, m in zip(part, enc["input_ids"], enc["attention_mask"]))
+    answers, examples = {}, []
+    for c in conversations:
+        for t in c.turns:
+            if t.answer not in answers:
+                answers[t.answer] = response_token_ids(processor.tokenizer, t.answer)
+            p, r = prompts[t.question], answers[t.answer]
+            examples.append((torch.tensor(p + r), torch.tensor([0] * len(p) + [1] * len(r)), image_index[c.image]))
     return examples, pixel_values
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from prefalign.data import load_conversations, open_image
+from prefalign.model import build_scoring_batch
 from prefalign.sft import accumulate_gradients, encode_sft, split_by_length
 
 
@@ -54,3 +55,20 @@ def test_passes_of_similar_lengths_give_the_one_padded_passs_loss_and_gradient(s
     assert len(grads_one) == len(grads_split) > 0
     for a, b in zip(grads_one, grads_split):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-7)
+
+
+def test_each_turn_is_the_scoring_batch_of_its_question_image_and_answer(small_world, tiny_model):
+    """encode_sft tokenises each distinct question and answer once; every turn still gets the
+    tokens and answer mask that build_scoring_batch gives it with its own image."""
+    processor = tiny_model[1]
+    path = small_world / "sft.json"
+    convs = load_conversations(path, require_answers=True)[:8]
+    load = {c.image: open_image(small_world, c.image, path, c.id) for c in convs}
+    examples, pixel_values = encode_sft(processor, convs, lambda c: load[c.image], chunk=5)
+    turns = [(c, t) for c in convs for t in c.turns]
+    assert len(examples) == len(turns) and len({t.question for _, t in turns}) < len(turns)
+    for (c, t), (ids, mask, image) in zip(turns, examples):
+        batch = build_scoring_batch(processor, [load[c.image]], [t.question], [t.answer])
+        assert ids.tolist() == batch["input_ids"][0].tolist()
+        assert mask.tolist() == batch["response_mask"][0].tolist()
+        assert torch.equal(pixel_values[image], batch["pixel_values"][0])
