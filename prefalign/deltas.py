@@ -10,6 +10,7 @@ a resample is a vector of item counts and the bootstrap is one matrix product.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +29,25 @@ def aligned(base: list[dict], run: list[dict], where: str) -> list[dict]:
     return [by_id[r["id"]] for r in base]
 
 
+@lru_cache(maxsize=8)
+def item_counts(items: int, n: int, seed: int) -> np.ndarray:
+    """[n, items]: how often each item is drawn in each of n resamples (n calls of
+    rng.integers(items, size=items) in turn, from default_rng(seed)). Made once per shape:
+    every metric and run over the same items shares the draws. Read-only."""
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rng.integers(items, size=items), minlength=items)
+                       for _ in range(n)]).astype(np.float64)
+    counts.flags.writeable = False
+    return counts
+
+
 def paired_delta(metric: SumMetric, base: list[dict], seeds: list[list[dict]], n: int, confidence: float,
                  seed: int = 0) -> tuple[float, float, float]:
     """(delta, low, high) of mean-over-seeds(metric(run)) - metric(base), resampling items in pairs."""
     base_m = metric.matrix(base)
     seed_m = [metric.matrix(rows) for rows in seeds]
     point = np.mean([metric.combine(m.sum(0)) for m in seed_m]) - metric.combine(base_m.sum(0))
-    rng = np.random.default_rng(seed)
-    counts = np.stack([np.bincount(rng.integers(len(base), size=len(base)), minlength=len(base))
-                       for _ in range(n)]).astype(np.float64)  # [n, items]
+    counts = item_counts(len(base), n, seed)
     stats = np.mean([metric.combine(counts @ m) for m in seed_m], axis=0) - metric.combine(counts @ base_m)
     a = (1 - confidence) / 2
     return float(point), float(np.quantile(stats, a)), float(np.quantile(stats, 1 - a))

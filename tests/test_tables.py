@@ -64,6 +64,11 @@ def test_each_metric_and_its_bootstrap_equal_the_lmms_task_aggregate_over_resamp
         ours = hierarchical_bootstrap([m.matrix(r) for r in rows], m.combine, 200, 0.9, seed=5)
         theirs = rows_bootstrap(rows, reference[m.metric], 200, 0.9, seed=5)
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12, err_msg=m.metric)
+    # three seeds: most resamples draw a seed twice, each time with its own items
+    rows = [pope(90), pope(60), pope(75)]
+    m = METRICS[0]
+    np.testing.assert_allclose(hierarchical_bootstrap([m.matrix(r) for r in rows], m.combine, 200, 0.9, seed=5),
+                               rows_bootstrap(rows, reference[m.metric], 200, 0.9, seed=5), rtol=1e-12, atol=1e-12)
 
 
 def test_benchmark_aggregates():
@@ -103,6 +108,45 @@ def test_ranked_pair_outcomes_cover_every_cross_group_pair():
     assert rank_correlation([[1.0], [0.5], [0.0]]) == pytest.approx(1.0)
     assert rank_correlation([[0.0], [1.0]]) == pytest.approx(-1.0)
     assert rank_correlation([[1.0, 1.0], [1.0]]) is None  # correctness constant: undefined
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # against scipy's, on random rankings of up to 5 groups of up to 4 with ties
+        scores = [list(rng.integers(0, 3, size=rng.integers(1, 5)) / 2) for _ in range(rng.integers(2, 6))]
+        rank = [-g for g, group in enumerate(scores) for _ in group]
+        truth = [x for group in scores for x in group]
+        expected = None if len(set(truth)) < 2 else spearmanr(rank, truth).statistic
+        assert rank_correlation(scores) == (None if expected is None else pytest.approx(expected, abs=1e-12))
+
+
+def test_label_accuracy_counts_records_without_ground_truth_and_leaves_them_out(tmp_path, caplog):
+    """A released set's records (POVID's stand-in: the SFT split's items) have no pool answers;
+    they are left out with a warning naming the set, the count and the file, not a KeyError."""
+    import json
+    from pathlib import Path
+
+    from prefalign.settings import TablesSettings
+    from prefalign.tables import label_accuracy
+
+    scene = {"objects": [{"shape": "circle", "colour": "red", "size": "small", "cell": 0}], "sign": None}
+    answers = tmp_path / "pool_answers.json"
+    answers.write_text(json.dumps({"p1": {"family": "colour", "answer": "red", "scene": scene}}))
+    pair = [[{"text": "red"}], [{"text": "blue"}]]
+    files, sets = {}, {"pool": ["p1#0", "p1#1"], "mixed": ["p1#0", "sft_1#0", "sft_2#0"], "released": ["sft_1#0"]}
+    for name, ids in sets.items():
+        files[name] = [str(tmp_path / f"{name}.jsonl")]
+        Path(files[name][0]).write_text("".join(json.dumps({"id": i, "groups": pair}) + "\n" for i in ids))
+    tcfg = TablesSettings.from_partial({"bootstrap_samples": 10, "confidence": 0.95})
+    with caplog.at_level("WARNING", logger="prefalign.tables"):
+        overall, by_groups = label_accuracy(files, answers, tcfg)
+    table = overall.set_index("preference set")
+    assert list(table.index) == ["pool", "mixed"]
+    assert table.loc["pool", "pairs"] == 2 and table.loc["mixed", "pairs"] == 1
+    assert table.loc["mixed", "label accuracy"] == 1.0
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2
+    assert "mixed: 2 of 3 records" in warned[0] and files["mixed"][0] in warned[0]
+    assert "released: 1 of 1 records" in warned[1]
 
 
 def _eval_dir(path, results, skipped):

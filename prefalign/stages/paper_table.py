@@ -9,7 +9,7 @@ from ..evaluation import is_miniature
 from ..paper_tables import heading
 from ..plots import benchmark_table_figure, main_table_figure, save_figure, training_overlay_figure
 from ..settings import PaperTableSettings, TablesSettings
-from ..tables import benchmark_table, main_table, write_table
+from ..tables import benchmark_table, load_samples, main_table, write_table
 from .tables import interval_note
 
 
@@ -26,7 +26,8 @@ def paper_table(*, out_dir, name: str, table: PaperTableSettings, base_dir, run_
         raise ConfigError(f"config key 'paper_tables.{name}': a paper table compares either the miniature's "
                           f"benchmarks or real ones; evaluation.tasks mixes both ({tasks})")
     if miniature:
-        df, note = main_table(models, labels, tables), interval_note(tables)
+        df, note = main_table({m: [load_samples(d) for d in dirs] for m, dirs in models.items()}, labels,
+                              tables), interval_note(tables)
     else:
         df, note = benchmark_table(models, labels, tasks, table.reported or tables.reported)
     if table.columns:

@@ -54,12 +54,12 @@ def write_tables(out_dir, models, labels, pref_files, answers_path, tcfg, *, mai
     miniature = [t for t in tasks if is_miniature(t)]
     note = interval_note(tcfg)
     if miniature:
-        main = main_table({m: models[m] for m in ["base", *main_rows]}, labels, tcfg)
+        samples = {m: [load_samples(d) for d in dirs] for m, dirs in models.items()}  # parsed once
+        main = main_table({m: samples[m] for m in ["base", *main_rows]}, labels, tcfg)
         write_table(out_dir, "main", main, "Miniature benchmarks", note)
         save_figure(main_table_figure(main), out_dir / "main.png")
-        deltas = write_deltas(out_dir, {m: [load_samples(d) for d in dirs] for m, dirs in models.items()}, labels,
-                              tcfg, control)
-        lengths = response_lengths(models, labels, miniature, tcfg)
+        deltas = write_deltas(out_dir, samples, labels, tcfg, control)
+        lengths = response_lengths(samples, labels, miniature, tcfg)
         write_table(out_dir, "response_length", lengths, "Response length on the benchmarks (words per response)",
                     note.replace("in percent", "in words"), scale=1)
     if answers_path is not None:  # ground truth exists in the miniature only
