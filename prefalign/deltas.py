@@ -19,6 +19,7 @@ import pandas as pd
 from .metrics import METRICS, SumMetric
 from .settings import TablesSettings
 
+
 def aligned(base: list[dict], run: list[dict], where: str) -> list[dict]:
     """The run's rows in the base's item order; both must hold exactly the same item ids."""
     by_id = {r["id"]: r for r in run}

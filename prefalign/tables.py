@@ -22,6 +22,7 @@ from .settings import TablesSettings
 log = logging.getLogger(__name__)
 Samples = dict[str, list[dict]]  # one evaluation's sample rows by task (`load_samples`)
 
+
 @lru_cache(maxsize=8)
 def hierarchical_draws(lengths: tuple[int, ...], n: int, seed: int) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """The resamples of `hierarchical_bootstrap` over seeds of these item counts, made once per
