@@ -55,9 +55,10 @@ rule sample_responses_shard:
 
 
 rule join_response_shards:
-    """sample_responses of a generation with `shards: n`: its n shard files, in order."""
+    """sample_responses of a generation with `shards: n`: its n shard files' records, in prompt order."""
     input:
-        response_shards,
+        shards=response_shards,
+        prompts=f"{R}/seed{{seed}}/prompts/{{pset}}.jsonl",
     output:
         response_path("{seed}", "{pset}", "{view}", generation_wildcard(sharded=True)),
     log:

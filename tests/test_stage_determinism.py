@@ -15,7 +15,8 @@ from prefalign.stages.build_preferences import build_preferences
 from prefalign.stages.describe_images import describe_images
 from prefalign.stages.revise_responses import revise_responses
 from prefalign.stages.sample_prompts import sample_prompts
-from prefalign.stages.sample_responses import generation_seed, join_shards, sample_responses, shard_range
+from prefalign.stages.sample_responses import (generation_order, generation_seed, join_shards, sample_responses,
+                                                shard_range)
 
 
 @pytest.fixture(scope="module")
@@ -151,9 +152,23 @@ def test_sharded_sampling_joins_to_the_unsharded_file(small_world, saved_model, 
         parts = [tmp_path / f"{k}-of-{n}.jsonl" for k in range(n)]
         for k, part in enumerate(parts):
             sample(tmp_path / "p.jsonl", saved_model, part, gcfg, shard=(k, n))
-        join_shards(shard_paths=parts, out_path=tmp_path / "joined.jsonl")
+        join_shards(shard_paths=parts, prompts_path=tmp_path / "p.jsonl", out_path=tmp_path / "joined.jsonl")
         assert (tmp_path / "joined.jsonl").read_bytes() == whole.read_bytes()
     assert [len(shard_range(12, 5, (k, 4))) for k in range(4)] == [0, 5, 5, 2]
+    prompt_ids = [json.loads(line)["id"] for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [json.loads(line)["id"] for line in whole.read_text().splitlines()] == prompt_ids
+    with pytest.raises(RecordError, match="no shard file holds"):
+        join_shards(shard_paths=parts[:-1], prompts_path=tmp_path / "p.jsonl", out_path=tmp_path / "short.jsonl")
+    with pytest.raises(RecordError, match="in two shard files"):
+        join_shards(shard_paths=parts + parts[-1:], prompts_path=tmp_path / "p.jsonl", out_path=tmp_path / "2.jsonl")
+
+
+def test_generation_batches_group_items_by_question():
+    """A batch decodes until its longest answer ends: items of one question are generated
+    together (their answers are alike in length), each group in prompt order."""
+    questions = ["describe", "is there", "describe", "count", "is there", "describe"]
+    assert generation_order(questions) == [3, 0, 2, 5, 1, 4]
+    assert generation_order(["b", "a"]) == [1, 0] and generation_order([]) == []
 
 
 def test_each_view_samples_from_its_own_stream():

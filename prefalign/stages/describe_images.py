@@ -21,5 +21,5 @@ def describe_images(*, prompts_path, model_dir, out_path, prompt: str,
 
     gens = generate_batches(model, processor, first, images, [prompt] * len(first), generation, seed,
                             "describe images")
-    text = {p["image"]: g[0][0] for p, g in zip(first, gens)}
+    text = {p["image"]: gens[i][0][0] for i, p in enumerate(first)}
     write_jsonl(out_path, [{"id": p["id"], "image": p["image"], "description": text[p["image"]]} for p in prompts])

@@ -29,10 +29,12 @@ def revise_responses(*, prompts_path, model_dir, descriptions_path, responses_pa
     def images(part):
         return [open_record_image(p, prompts_path) for p, _, _ in part]
 
+    # grouped by the original question: a revision is about as long as the answer it revises
     gens = generate_batches(model, processor, jobs, images, [q for _, _, q in jobs], generation, seed,
-                            "revise responses")
+                            "revise responses", group_by=[p["question"] for p, _, _ in jobs])
     revised = {}
-    for (p, k, _), g in zip(jobs, gens):
-        revised.setdefault(p["id"], []).append({"text": g[0][0], "n_tokens": g[0][1], "revises": k})
+    for i, (p, k, _) in enumerate(jobs):
+        text, n_tokens = gens[i][0]
+        revised.setdefault(p["id"], []).append({"text": text, "n_tokens": n_tokens, "revises": k})
     write_jsonl(out_path, [{**p, "view": "revised", "generation": generation_name, "responses": revised[p["id"]]}
                            for p in prompts])
