@@ -177,9 +177,10 @@ def test_gradient_accumulation_equals_one_big_batch(arch, small_world):
 
 def test_lmms_eval_runs_each_architecture_and_attaches_an_adapter_as_if_merged(arch, small_world, tmp_path):
     """The papers' lmms-eval model classes (`llava_hf` for LLaVA and OneVision, `qwen2_5_vl`)
-    load the saved model, answer every document, and with a LoRA adapter attached (no merge
-    step) answer as the merged model does (exactly in float32). For LLaVA and OneVision, this
-    package's `llava_hf_batched` answers as `llava_hf` does."""
+    load the saved model, answer every document, and with a LoRA adapter (no merge step: merged
+    in memory in float32, attached to 16-bit weights) answer as the saved merged model does
+    (exactly in float32). For LLaVA and OneVision, this package's `llava_hf_batched` answers
+    as `llava_hf` does."""
     from prefalign.evaluation import run_lmms_eval, write_task_dir
 
     base, processor = arch
@@ -216,3 +217,31 @@ def test_lmms_eval_runs_each_architecture_and_attaches_an_adapter_as_if_merged(a
             return {k: a[0].split()[:1] for k, a in answers[run].items()}
 
         assert first_words("adapter") == first_words("merged")
+
+
+def test_an_adapter_merged_for_evaluation_scores_as_attached(tiny_model, small_world, tmp_path):
+    """`evaluation.adapted` merges a LoRA adapter into float32 weights (faster generation):
+    the same logits as the attached adapter to float32 rounding and the same greedy answers;
+    bfloat16 weights keep it attached (a merge would round its updates away)."""
+    from peft import PeftModel
+
+    from prefalign.evaluation import adapted
+    from prefalign.model import attach_adapter, encode_prompts
+
+    base, processor = tiny_model
+    model = add_lora(copy.deepcopy(base), LoraSettings.from_partial({"r": 4, "alpha": 8}))
+    for n, p in model.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.5, generator=torch.Generator().manual_seed(0))
+    model.save_pretrained(tmp_path / "adapter")
+    images, questions = _images(small_world, 3), ["describe the image.", "is there a red cross?", "how many?"]
+    batch = encode_prompts(processor, images, questions)
+    attached = attach_adapter(copy.deepcopy(base), str(tmp_path / "adapter")).eval()
+    merged = adapted(copy.deepcopy(base), str(tmp_path / "adapter"))
+    assert not isinstance(merged, PeftModel)
+    with torch.no_grad():
+        a, m = attached(**batch).logits, merged(**batch).logits
+    assert (a - m).abs().max() < 1e-5 and (a - base(**batch).logits).abs().max() > 1e-2
+    answers = [generate(x, processor, images, questions, max_new_tokens=6) for x in (attached, merged)]
+    assert answers[0] == answers[1]
+    assert isinstance(adapted(copy.deepcopy(base).to(torch.bfloat16), str(tmp_path / "adapter")), PeftModel)
