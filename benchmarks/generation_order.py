@@ -30,7 +30,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    gcfg = GenerationSettings.from_partial(yaml.safe_load((ROOT / "config.yaml").read_text())["generation"][args.generation])
+    settings = yaml.safe_load((ROOT / "config.yaml").read_text())["generation"][args.generation]
+    gcfg = GenerationSettings.from_partial(settings)
     set_world_dir(args.results / "world")
     model, processor = load_model(str(args.results / "base_model/model"))
     prompts = read_prompts(args.prompts)
