@@ -96,12 +96,18 @@ def test_table8_descriptions_come_from_the_larger_model(tmp_path, monkeypatch):
 
 def test_the_miniature_ablations_extend_the_default(tmp_path):
     """configs/miniature_ablations.yaml is config.yaml plus the papers' ablations: every default
-    run, set and setting unchanged, one target per paper table, planned into the same results."""
+    run, set and setting unchanged but for seeds a run may add (the DPO rows' second seed), one
+    target per paper table, planned into the same results."""
     default, ablations = load_config(ROOT / "config.yaml"), load_config(ROOT / "configs/miniature_ablations.yaml")
+    for run, entry in default["runs"].items():
+        extended = dict(ablations["runs"][run])
+        seeds = extended.pop("seeds", ablations["seeds"])
+        assert set(entry.get("seeds", default["seeds"])) <= set(seeds), run
+        assert extended == {k: v for k, v in entry.items() if k != "seeds"}, run
     for key, value in default.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key != "runs":
             assert {k: ablations[key][k] for k in value} == value, key
-        else:
+        elif key != "runs":
             assert ablations[key] == value, key
     assert len(ablations["runs"]) > len(default["runs"]) and not default["paper_tables"]
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", "configs/miniature_ablations.yaml",
