@@ -112,18 +112,24 @@ def sample_responses(*, prompts_path, model_dir, manifest_path, out_path, view: 
 
 def join_shards(*, shard_paths, prompts_path, out_path) -> None:
     """The shard files' records in prompt order, as the unsharded job writes them (written
-    atomically; a prompt missing from the shards, or in two, is an error naming it)."""
+    atomically; a prompt missing from the shards, in two of them, or a record of no prompt is
+    an error naming it, and nothing is written)."""
     lines = {}
     for path in shard_paths:
         for i, line in enumerate(Path(path).read_text().splitlines(keepends=True), 1):
-            key = json.loads(line)["id"]
+            try:
+                key = json.loads(line)["id"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise RecordError(path, f"line {i}", "id", f"not a response record ({type(e).__name__})") from None
             if key in lines:
                 raise RecordError(path, key, "id", f"line {i}: in two shard files")
             lines[key] = line
+    ids = [p["id"] for p in read_prompts(prompts_path)]
+    missing = [k for k in ids if k not in lines]
+    if missing:
+        raise RecordError(prompts_path, missing[0], "id", f"no shard file holds its responses ({len(missing)} such)")
+    extra = set(lines) - set(ids)
+    if extra:
+        raise RecordError(shard_paths[0], min(extra), "id", f"{len(extra)} record(s) of no prompt in {prompts_path}")
     with atomic_path(out_path) as tmp, open(tmp, "w") as out:
-        for p in read_prompts(prompts_path):
-            if p["id"] not in lines:
-                raise RecordError(prompts_path, p["id"], "id", "no shard file holds its responses")
-            out.write(lines.pop(p["id"]))
-    if lines:
-        raise RecordError(shard_paths[0], next(iter(lines)), "id", f"{len(lines)} record(s) not in {prompts_path}")
+        out.writelines(lines[k] for k in ids)
