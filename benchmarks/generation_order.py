@@ -14,9 +14,9 @@ import torch
 import yaml
 
 from prefalign.data import open_record_image, read_prompts, set_world_dir
-from prefalign.model import generate, load_model
+from prefalign.model import load_model
 from prefalign.settings import GenerationSettings
-from prefalign.stages.sample_responses import generation_order
+from prefalign.stages.sample_responses import generate_batches, generation_order
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,23 +37,22 @@ def main():
     prompts = read_prompts(args.prompts)
     images = [open_record_image(p, args.prompts) for p in prompts]
     questions = [p["question"] for p in prompts]
-    orders = {"prompt_order": list(range(len(prompts))), "by_question": generation_order(questions)}
+    # the stage's own loop; one key for every prompt keeps them in prompt order
+    keys = {"prompt_order": [""] * len(prompts), "by_question": questions}
 
-    def run(order):
-        start, steps, bs = time.perf_counter(), 0, gcfg.batch_size
-        for s in range(0, len(order), bs):
-            batch = order[s:s + bs]
-            out = generate(model, processor, [images[i] for i in batch], [questions[i] for i in batch],
-                           max_new_tokens=gcfg.max_new_tokens, do_sample=gcfg.do_sample,
-                           temperature=gcfg.temperature, top_p=gcfg.top_p,
-                           num_return_sequences=gcfg.num_return_sequences, seed=s)
-            steps += max(n for per_prompt in out for _, n in per_prompt)
-        return round(time.perf_counter() - start, 2), steps
+    def run(group_by):
+        start = time.perf_counter()
+        out = generate_batches(model, processor, list(range(len(prompts))), lambda part: [images[i] for i in part],
+                               questions, gcfg, 1, "generate", group_by=group_by)
+        seconds = round(time.perf_counter() - start, 2)
+        order, bs = generation_order(group_by), gcfg.batch_size
+        steps = sum(max(n for i in order[s:s + bs] for _, n in out[i]) for s in range(0, len(order), bs))
+        return seconds, steps
 
-    seconds, steps = {name: [] for name in orders}, {}
+    seconds, steps = {name: [] for name in keys}, {}
     for _ in range(args.rounds):
-        for name, order in orders.items():
-            t, steps[name] = run(order)
+        for name, group_by in keys.items():
+            t, steps[name] = run(group_by)
             seconds[name].append(t)
     ratio = sum(seconds["prompt_order"]) / sum(seconds["by_question"])
     print(json.dumps({"prompts": len(prompts), "generation": args.generation, "threads": args.threads,

@@ -80,8 +80,8 @@ def check_responses(samples: dict, model_name: str, failures_raise: bool = False
 def adapted(model, adapter: str):
     """`model` with the LoRA adapter attached, and merged into float32 weights: the merged model
     answers as the attached one does (tests/test_real_architectures.py), and on the miniature
-    generates 1.3x and evaluates 1.1x faster (docs/notes.md, issue 15). Weights of 16 bits keep it attached:
-    merging rounds the adapter's small updates to their precision."""
+    generates 1.3x and evaluates 1.1x faster (docs/notes.md, issue 15). Weights of 16 bits keep
+    it attached: merging rounds the adapter's small updates to their precision."""
     import torch
 
     from .model import attach_adapter

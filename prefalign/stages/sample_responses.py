@@ -46,7 +46,7 @@ def generation_order(keys: Sequence[str]) -> list[int]:
     their own order. A batch decodes until its longest answer ends, and what an answer's
     length follows is its question: in prompt order nearly every batch of the miniature's
     pool held a description, and SeVa's 2500 greedy answers took 2750 decoding steps where
-    grouped by question they take 493 (4.2x faster; docs/notes.md, issue 15)."""
+    grouped by question they take 493 (about 4x faster; docs/notes.md, issue 15)."""
     return sorted(range(len(keys)), key=lambda i: (keys[i], i))
 
 
@@ -73,7 +73,7 @@ def generate_batches(model, processor, items, images, questions, gcfg: Generatio
     order = generation_order(questions if group_by is None else group_by)
     span = shard_range(len(items), bs, shard)
     for s in tqdm(range(span.start, span.stop, bs), desc=desc, mininterval=5):
-        batch = order[s:min(s + bs, span.stop)]
+        batch = order[s:s + bs]  # shards hold whole batches
         part = [items[i] for i in batch]
         out.update(zip(batch, generate(model, processor, images(part), [questions[i] for i in batch],
                                        max_new_tokens=gcfg.max_new_tokens, do_sample=gcfg.do_sample,
