@@ -13,7 +13,8 @@ rule reference_logps:
         f"{R}/benchmarks/reference_logps.{{prefset}}.seed{{seed}}.tsv"
     conda:
         "../envs/prefalign.yaml"
-    threads: 2
+    # One thread, as train: the same bytes as on 2 threads (docs/notes.md, issue 15).
+    threads: 1
     resources:
         mem_mb=4000,
     params:

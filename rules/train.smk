@@ -22,7 +22,10 @@ rule train:
         f"{R}/benchmarks/train.{{run}}.seed{{seed}}.tsv"
     conda:
         "../envs/prefalign.yaml"
-    threads: 2
+    # One thread: the default's part after the base model took 244 / 236 s where 2 threads
+    # here took 321 / 302 s (interleaved); the adapters differ from 2 threads' in the last
+    # bits and are the same at any --cores (docs/notes.md, issue 15).
+    threads: 1
     resources:
         mem_mb=4000,
         gpu=training_gpus,
