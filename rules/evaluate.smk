@@ -11,7 +11,8 @@ EVALUATE_OR_JOIN = "../scripts/join_evaluations.py" if split_evaluation() else "
 
 
 rule evaluate:
-    """lmms-eval on a trained adapter, attached to the base model without merging."""
+    """lmms-eval on a trained adapter, attached to the base model after loading (no merged
+    checkpoint is written; float32 weights merge it in memory, `evaluation.adapted`)."""
     input:
         unpack(lambda wc: evaluation_inputs(f"{wc.run}.seed{wc.seed}")),
     output:

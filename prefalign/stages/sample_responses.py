@@ -114,7 +114,7 @@ def join_shards(*, shard_paths, prompts_path, out_path) -> None:
     """The shard files' records in prompt order, as the unsharded job writes them (written
     atomically; a prompt missing from the shards, in two of them, or a record of no prompt is
     an error naming it, and nothing is written)."""
-    lines = {}
+    lines, shard_of = {}, {}
     for path in shard_paths:
         for i, line in enumerate(Path(path).read_text().splitlines(keepends=True), 1):
             try:
@@ -123,13 +123,14 @@ def join_shards(*, shard_paths, prompts_path, out_path) -> None:
                 raise RecordError(path, f"line {i}", "id", f"not a response record ({type(e).__name__})") from None
             if key in lines:
                 raise RecordError(path, key, "id", f"line {i}: in two shard files")
-            lines[key] = line
+            lines[key], shard_of[key] = line, path
     ids = [p["id"] for p in read_prompts(prompts_path)]
     missing = [k for k in ids if k not in lines]
     if missing:
         raise RecordError(prompts_path, missing[0], "id", f"no shard file holds its responses ({len(missing)} such)")
     extra = set(lines) - set(ids)
     if extra:
-        raise RecordError(shard_paths[0], min(extra), "id", f"{len(extra)} record(s) of no prompt in {prompts_path}")
+        stray = min(extra)
+        raise RecordError(shard_of[stray], stray, "id", f"{len(extra)} record(s) of no prompt in {prompts_path}")
     with atomic_path(out_path) as tmp, open(tmp, "w") as out:
         out.writelines(lines[k] for k in ids)
