@@ -82,11 +82,13 @@ def test_the_jobs_exit_status_is_the_scripts(tmp_path, server, mode, code):
 
 
 def alive(pid: int) -> bool:
+    """Running, not a zombie. The process may be reaped between any two looks (a fresh
+    clone's `make test` once read its /proc entry as it went: ProcessLookupError)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except (ProcessLookupError, FileNotFoundError):
         return False
-    return Path(f"/proc/{pid}/status").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
 
 
 def wait_for(path: Path) -> int:
